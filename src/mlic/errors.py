@@ -1,0 +1,13 @@
+"""The project's own error types: everything a user can cause derives from MlicError."""
+
+
+class MlicError(Exception):
+    """Base class of every error mlic raises on purpose."""
+
+
+class CodingError(MlicError):
+    """A bitstream cannot be decoded: truncated, corrupted or not made by this coder."""
+
+
+class TableError(MlicError):
+    """Entropy-coding tables are missing or invalid (call ``update()`` first)."""
