@@ -1,5 +1,27 @@
 """Neural-network building blocks shared by the transforms and the entropy models."""
 
-from .bound import lower_bound, NonNegativeParametrizer
+from .blocks import (
+    ResidualBlock,
+    ResidualBlockUpsample,
+    ResidualBlockWithStride,
+    conv1x1,
+    conv3x3,
+    dwconv3x3,
+    subpel3x3,
+)
+from .bound import NonNegativeParametrizer, lower_bound
+from .gdn import GDN, IGDN
 
-__all__ = ["lower_bound", "NonNegativeParametrizer"]
+__all__ = [
+    "GDN",
+    "IGDN",
+    "NonNegativeParametrizer",
+    "ResidualBlock",
+    "ResidualBlockUpsample",
+    "ResidualBlockWithStride",
+    "conv1x1",
+    "conv3x3",
+    "dwconv3x3",
+    "lower_bound",
+    "subpel3x3",
+]

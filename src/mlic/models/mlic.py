@@ -1,0 +1,231 @@
+"""MLIC, MLIC+ and MLIC++ as one configurable model (architecture.md §1-§7).
+
+========  ==================  =====================  ====================
+model     local context       global inter-slice     global intra-slice
+========  ==================  =====================  ====================
+MLIC      stacked 5x5 conv    none                   quadratic
+MLIC+     window attention    quadratic              quadratic
+MLIC++    window attention    linear                 linear
+========  ==================  =====================  ====================
+
+Data flow::
+
+    x -> pad to 64 -> g_a -> y -> h_a -> z -> [bottleneck] -> z_hat -> h_s -> hyper
+    (hyper, slices decoded so far) -> contexts -> (scale, mean) -> [Gaussian] -> y_hat
+    y_hat -> g_s -> x_hat -> crop
+
+The model follows CompressAI's contract: ``forward(x) -> {"x_hat", "likelihoods"}``,
+``compress``, ``decompress``, ``update``, ``aux_loss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..context.channel import ChannelContext
+from ..context.global_inter import GlobalInterContext
+from ..context.global_intra import GlobalIntraContext
+from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
+from ..context.parameters import EntropyParameters, LatentResidualPrediction
+from ..entropy import EntropyBottleneck, GaussianConditional
+from .checkerboard import ANCHOR
+from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
+from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
+
+PAD = 64  # g_a/h_a downsample by 64 in total (§3.5)
+
+
+@dataclass(frozen=True)
+class MLICConfig:
+    """Everything that defines a model's architecture (saved next to its weights).
+
+    Defaults are MLIC++ (N 192, M 320, 10 slices of 32 channels).
+    """
+
+    name: str = "mlic-plusplus"
+    N: int = 192
+    M: int = 320
+    slices: int = 10
+    local: str = "window"  # "window" (MEM+, MEM++) or "conv" (MEM)
+    inter: str | None = "linear"  # "linear" (MEM++), "quadratic" (MEM+) or None (MEM)
+    intra: str = "linear"  # "linear" (MEM++) or "quadratic" (MEM, MEM+)
+    legacy: bool = False  # 2023 LRP and g_s (decision A5)
+    channel_hidden: tuple[int, int] = (192, 128)
+    params_hidden: tuple[int, ...] = (320, 256, 128)
+    lrp_hidden: tuple[int, ...] = (224, 128)
+    local_heads: int = 2
+    intra_heads: int = 2
+    intra_exclusion: int = 2
+    window: int = 5
+
+    def __post_init__(self) -> None:
+        if self.M % self.slices:
+            raise ValueError(f"M={self.M} is not divisible into {self.slices} slices")
+        if self.local not in ("window", "conv"):
+            raise ValueError(f"unknown local context {self.local!r}")
+        if self.inter not in (None, "linear", "quadratic"):
+            raise ValueError(f"unknown inter context {self.inter!r}")
+        if self.intra not in ("linear", "quadratic"):
+            raise ValueError(f"unknown intra context {self.intra!r}")
+
+    @property
+    def slice_channels(self) -> int:
+        return self.M // self.slices
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MLICConfig":
+        d = dict(d)
+        for key in ("channel_hidden", "params_hidden", "lrp_hidden"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def replace(self, **changes) -> "MLICConfig":
+        return replace(self, **changes)
+
+
+def _pad(x: Tensor) -> Tensor:
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, (-w) % PAD, 0, (-h) % PAD))
+
+
+class MLIC(nn.Module):
+    """The MLIC family; build instances with :func:`mlic.models.build`."""
+
+    def __init__(self, config: MLICConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or MLICConfig()
+        self.config = cfg
+        N, M, S, C = cfg.N, cfg.M, cfg.slices, cfg.slice_channels
+        self.N, self.M, self.slices, self.slice_channels = N, M, S, C
+
+        self.g_a = analysis_transform(N, M)
+        self.g_s = synthesis_transform(N, M, legacy=cfg.legacy)
+        self.h_a = hyper_analysis(N, M)
+        self.h_s = hyper_synthesis(N, M)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional()
+
+        def per_slice(make, first: int = 0) -> nn.ModuleList:
+            # Slot i belongs to slice i; slices that do not use a module get an
+            # empty placeholder so indices match the official layout.
+            return nn.ModuleList([make(i) if i >= first else nn.Identity() for i in range(S)])
+
+        if cfg.local == "window":
+            self.local_context = per_slice(lambda i: CheckerboardWindowAttention(C, cfg.local_heads, cfg.window))
+        else:
+            self.local_context = per_slice(lambda i: StackedCheckerboardConv(C, kernel=cfg.window))
+        self.channel_context = per_slice(lambda i: ChannelContext(i * C, 4 * C, cfg.channel_hidden), first=1)
+        if cfg.inter is not None:
+            self.global_inter_context = per_slice(lambda i: GlobalInterContext(i * C, C, C, cfg.inter), first=1)
+        self.global_intra_context = per_slice(
+            lambda i: GlobalIntraContext(C, cfg.intra_heads, cfg.intra, cfg.intra_exclusion), first=1
+        )
+
+        inter_w = 2 * C if cfg.inter is not None else 0
+        anchor_in = lambda i: 2 * M + (inter_w + 4 * C if i else 0)  # noqa: E731
+        nonanchor_in = lambda i: 2 * M + 2 * C + (2 * C + inter_w + 4 * C if i else 0)  # noqa: E731
+        self.entropy_parameters_anchor = per_slice(lambda i: EntropyParameters(anchor_in(i), C, cfg.params_hidden))
+        self.entropy_parameters_nonanchor = per_slice(lambda i: EntropyParameters(nonanchor_in(i), C, cfg.params_hidden))
+        lrp = lambda i: LatentResidualPrediction(M + (i + 1) * C, C, cfg.lrp_hidden, cfg.legacy)  # noqa: E731
+        self.lrp_anchor = per_slice(lrp)
+        self.lrp_nonanchor = per_slice(lrp)
+
+    # -- the per-slice networks used by run_slices -------------------------------
+    def slice_context(self, i: int, previous: Tensor | None) -> list[Tensor]:
+        """Contexts from the slices already decoded, in concatenation order: [Φ_inter, Φ_ch]."""
+        if previous is None:
+            return []
+        ctx = [self.channel_context[i](previous)]
+        if self.config.inter is not None:
+            ctx.insert(0, self.global_inter_context[i](previous))
+        return ctx
+
+    def anchor_parameters(self, i: int, shared: list[Tensor], hyper: Tensor) -> tuple[Tensor, Tensor]:
+        return self.entropy_parameters_anchor[i](torch.cat([*shared, hyper], dim=1))
+
+    def nonanchor_parameters(
+        self, i: int, shared: list[Tensor], hyper: Tensor, y_anchor: Tensor, prev_slice: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        ctx = [self.local_context[i](y_anchor)]
+        if prev_slice is not None:
+            ctx.append(self.global_intra_context[i](prev_slice, y_anchor))
+        return self.entropy_parameters_nonanchor[i](torch.cat([*ctx, *shared, hyper], dim=1))
+
+    def lrp(self, i: int, half: str, hyper_mu: Tensor, previous: Tensor | None, partial: Tensor) -> Tensor:
+        parts = [hyper_mu] + ([previous] if previous is not None else []) + [partial]
+        net = self.lrp_anchor[i] if half == ANCHOR else self.lrp_nonanchor[i]
+        return net(torch.cat(parts, dim=1))
+
+    # -- CompressAI contract ---------------------------------------------------
+    def forward(self, x: Tensor) -> dict:
+        """Training / evaluation pass: ``{"x_hat", "likelihoods": {"y", "z"}}``.
+
+        Inputs of any size are padded right/bottom to a multiple of 64 and
+        ``x_hat`` is cropped back; likelihoods cover the padded latents.
+        """
+        h, w = x.shape[-2:]
+        y = self.g_a(_pad(x))
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z, training=self.training)
+        z_hat = self.entropy_bottleneck.dequantize_ste(z) if self.training else torch.round(z - self._z_median(z)) + self._z_median(z)
+        hyper = self.h_s(z_hat)
+        step = QuantizeStep(y, self.slice_channels, self.training)
+        y_hat = run_slices(self, hyper, step)
+        scales, means = step.parameters()
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=self.training)
+        x_hat = self.g_s(y_hat)[..., :h, :w]
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
+
+    def _z_median(self, z: Tensor) -> Tensor:
+        return self.entropy_bottleneck.medians().view(1, -1, 1, 1).to(z.dtype)
+
+    def update(self, force: bool = False) -> bool:
+        """Build the coding tables of both entropy models; call after training or loading."""
+        a = self.entropy_bottleneck.update(force=force)
+        b = self.gaussian_conditional.update(force=force)
+        return a or b
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.aux_loss()
+
+    @torch.no_grad()
+    def compress(self, x: Tensor) -> dict:
+        """Entropy-code a batch: ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W)}``.
+
+        One y string per image holds every slice, anchors before non-anchors
+        (§6.3); one z string per image.
+        """
+        h, w = x.shape[-2:]
+        y = self.g_a(_pad(x))
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)
+        hyper = self.h_s(z_hat)
+        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional)
+        y_hat = run_slices(self, hyper, step)
+        return {
+            "strings": [step.strings(), z_strings],
+            "shape": tuple(z.shape[-2:]),
+            "image_size": (h, w),
+            "y_hat": y_hat,
+        }
+
+    @torch.no_grad()
+    def decompress(self, strings: list, shape: tuple[int, int], image_size: tuple[int, int] | None = None) -> dict:
+        """Inverse of :meth:`compress`: ``{"x_hat", "y_hat"}``; ``x_hat`` cropped to ``image_size``."""
+        y_strings, z_strings = strings
+        z_hat = self.entropy_bottleneck.decompress(z_strings, tuple(shape))
+        hyper = self.h_s(z_hat)
+        y_hat = run_slices(self, hyper, DecodeStep(y_strings, self.gaussian_conditional))
+        x_hat = self.g_s(y_hat)
+        if image_size is not None:
+            x_hat = x_hat[..., : image_size[0], : image_size[1]]
+        return {"x_hat": x_hat, "y_hat": y_hat}

@@ -1,0 +1,117 @@
+"""The one coding loop: slices x (anchor, non-anchor), shared by training, compress and decompress.
+
+:func:`run_slices` walks the schedule of architecture.md §6 and asks a *step*
+object what the current half of the current slice is worth:
+
+- :class:`QuantizeStep` (training / eval forward): quantises the true latent
+  around the predicted means and records scales and means for the likelihoods;
+- :class:`EncodeStep`: quantises, turns the symbols of the half into table
+  indexes and hands them to one entropy encoder per image;
+- :class:`DecodeStep`: reads the same symbols back from the stream.
+
+Every step returns the reconstruction of its half (zeros at the other half),
+so the networks downstream see exactly the same tensors in all three modes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..coding import SymbolDecoder, SymbolEncoder
+from ..entropy import GaussianConditional, quantize
+from .checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
+
+
+class Step(Protocol):
+    def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor: ...
+
+
+def run_slices(model, hyper: Tensor, step: Step) -> Tensor:
+    """Decode (or quantise) every slice in order; returns ŷ [B, M, h, w].
+
+    ``model`` provides the per-slice networks (see :class:`mlic.models.MLIC`):
+    ``slice_context(i, decoded)`` -> contexts from earlier slices,
+    ``anchor_parameters`` / ``nonanchor_parameters`` and the two LRPs.
+    """
+    m = model.M
+    hyper_mu = hyper[:, m:]
+    decoded: list[Tensor] = []
+    for i in range(model.slices):
+        previous = torch.cat(decoded, dim=1) if decoded else None
+        shared = model.slice_context(i, previous)  # Φ_inter, Φ_ch: computed once per slice
+
+        scales, means = model.anchor_parameters(i, shared, hyper)
+        y_anchor = step(i, ANCHOR, keep(scales, ANCHOR), keep(means, ANCHOR))
+        y_anchor = y_anchor + keep(model.lrp(i, ANCHOR, hyper_mu, previous, y_anchor), ANCHOR)
+
+        prev_slice = decoded[-1] if decoded else None
+        scales, means = model.nonanchor_parameters(i, shared, hyper, y_anchor, prev_slice)
+        y_slice = y_anchor + step(i, NONANCHOR, keep(scales, NONANCHOR), keep(means, NONANCHOR))
+        y_slice = y_slice + keep(model.lrp(i, NONANCHOR, hyper_mu, previous, y_slice), NONANCHOR)
+        decoded.append(y_slice)
+    return torch.cat(decoded, dim=1)
+
+
+class QuantizeStep:
+    """Training and eval forward: ``STE_round`` (training) or ``round`` (eval) around the mean."""
+
+    def __init__(self, y: Tensor, slice_channels: int, training: bool) -> None:
+        self.y_slices = y.split(slice_channels, dim=1)
+        self.mode = "ste" if training else "round"
+        self.scales: list[Tensor] = []
+        self.means: list[Tensor] = []
+
+    def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
+        if half == ANCHOR:
+            self.scales.append(scales)
+            self.means.append(means)
+        else:  # merge the two halves of slice i
+            self.scales[i] = self.scales[i] + scales
+            self.means[i] = self.means[i] + means
+        return keep(quantize(self.y_slices[i], self.mode, means), half)
+
+    def parameters(self) -> tuple[Tensor, Tensor]:
+        """Merged (scales, means) of all slices, [B, M, h, w]."""
+        return torch.cat(self.scales, dim=1), torch.cat(self.means, dim=1)
+
+
+class EncodeStep:
+    """Compress: symbols ``round(y - mu)`` of each half go to one encoder per image."""
+
+    def __init__(self, y: Tensor, slice_channels: int, gaussian: GaussianConditional) -> None:
+        self.y_slices = y.split(slice_channels, dim=1)
+        self.gaussian = gaussian
+        self.tables = gaussian.coder_tables()
+        self.encoders = [SymbolEncoder() for _ in range(y.shape[0])]
+
+    def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
+        mu = squeeze(means, half)
+        symbols = torch.round(squeeze(self.y_slices[i], half) - mu)
+        indexes = self.gaussian.build_indexes(squeeze(scales, half)).cpu().numpy()
+        sym = symbols.to(torch.int64).cpu().numpy()
+        for b, enc in enumerate(self.encoders):
+            enc.encode(sym[b], indexes[b], self.tables)
+        return unsqueeze(symbols + mu, half)
+
+    def strings(self) -> list[bytes]:
+        return [enc.flush() for enc in self.encoders]
+
+
+class DecodeStep:
+    """Decompress: the same symbols, read back from one stream per image."""
+
+    def __init__(self, strings: list[bytes], gaussian: GaussianConditional) -> None:
+        self.gaussian = gaussian
+        self.tables = gaussian.coder_tables()
+        self.decoders = [SymbolDecoder(s) for s in strings]
+
+    def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
+        mu = squeeze(means, half)
+        indexes = self.gaussian.build_indexes(squeeze(scales, half)).cpu().numpy()
+        symbols = np.stack([dec.decode(indexes[b], self.tables) for b, dec in enumerate(self.decoders)])
+        symbols = torch.from_numpy(symbols).to(device=mu.device, dtype=mu.dtype)
+        return unsqueeze(symbols + mu, half)
