@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..models.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
+from .checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from .attention import linear_attention, softmax_attention
 from .global_inter import context_mlp, embedding
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.checkerboard import anchor_mask
+from .checkerboard import anchor_mask
 
 
 class StackedCheckerboardConv(nn.Module):

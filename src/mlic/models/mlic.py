@@ -32,7 +32,7 @@ from ..context.global_intra import GlobalIntraContext
 from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
-from .checkerboard import ANCHOR
+from ..context.checkerboard import ANCHOR
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..coding import SymbolDecoder, SymbolEncoder
 from ..entropy import GaussianConditional, quantize
-from .checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
+from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 
 
 class Step(Protocol):

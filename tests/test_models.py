@@ -1,0 +1,163 @@
+"""MLIC, MLIC+ and MLIC++: parameter counts, shapes, exact round trips, rate agreement."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+from conftest import FAMILY, TINY, kodak_crop
+from mlic.context.channel import ChannelContext
+from mlic.context.global_inter import GlobalInterContext
+from mlic.context.global_intra import GlobalIntraContext
+from mlic.context.local import CheckerboardWindowAttention, StackedCheckerboardConv
+from mlic.context.parameters import EntropyParameters, LatentResidualPrediction
+from mlic.models import build
+from mlic.nn import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
+
+
+def count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize(
+    "name, overrides, expected",
+    [
+        ("mlic-plusplus", {}, 83_501_408),
+        ("mlic-plusplus", {"legacy": True}, 116_716_928),
+        ("mlic-plus", {}, 83_501_408),
+        ("mlic-plus", {"legacy": True}, 116_716_928),
+        ("mlic", {}, 41_885_452),
+        ("mlic", {"legacy": True}, 45_587_500),
+        ("mlic", {"M": 320, "slices": 10}, 78_769_484),
+        ("mlic", {"M": 320, "slices": 10, "legacy": True}, 111_985_004),
+    ],
+)
+def test_default_parameter_counts_match_the_spec(name, overrides, expected):
+    model = build(name, **overrides)
+    assert count(model) == expected
+    del model
+    gc.collect()
+
+
+def test_unit_module_checksums():
+    assert count(ResidualBlockWithStride(3, 192)) == 375_168
+    assert count(ResidualBlockWithStride(192, 192)) == 738_048
+    assert count(ResidualBlock(192, 192)) == 663_936
+    assert count(ResidualBlock(320, 320)) == 1_843_840
+    assert count(ResidualBlock(320, 192)) == 946_752
+    assert count(ResidualBlockUpsample(320, 192)) == 4_794_240
+    assert count(ResidualBlockUpsample(192, 192)) == 3_024_768
+    assert [count(ChannelContext(32 * i, 128)) for i in (1, 5, 9)] == [424_384, 645_568, 866_752]
+    assert [count(GlobalInterContext(32 * i, 32)) for i in (1, 5, 9)] == [109_184, 494_336, 977_792]
+    assert count(GlobalIntraContext(32)) == 73_248
+    assert count(CheckerboardWindowAttention(32)) == 75_522
+    assert count(StackedCheckerboardConv(32)) == 102_528
+    assert [count(EntropyParameters(w, 32)) for w in (384, 448, 512, 640, 704, 832, 960)] == [
+        246_528, 267_008, 287_488, 328_448, 348_928, 389_888, 430_848,
+    ]  # fmt: skip
+    assert [count(LatentResidualPrediction(320 + 32 * (i + 1), 32)) for i in (0, 9)] == [1_004_928, 1_585_536]
+    legacy = [count(LatentResidualPrediction(320 + 32 * (i + 1), 32, legacy=True)) for i in (0, 9)]
+    assert legacy == [1_558_112, 4_897_040]
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_shapes_for_a_256_input(name):
+    model = build(name, **TINY).eval()
+    x = torch.rand(2, 3, 256, 256)
+    y = model.g_a(x)
+    z = model.h_a(y)
+    assert y.shape == (2, 32, 16, 16) and z.shape == (2, 16, 4, 4)
+    assert model.h_s(z).shape == (2, 64, 16, 16)
+    out = model(x)
+    assert out["x_hat"].shape == x.shape
+    assert out["likelihoods"]["y"].shape == y.shape
+    assert out["likelihoods"]["z"].shape == z.shape
+
+
+def test_unknown_model_and_bad_config_are_refused():
+    with pytest.raises(ValueError, match="unknown model"):
+        build("mlic-ultra")
+    with pytest.raises(ValueError):
+        build("mlic", M=30, slices=4)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("size", [(1, 1), (17, 9), (64, 64), (100, 130)])
+def test_exact_round_trip_at_odd_sizes(name, size):
+    model = build(name, **TINY).eval()
+    model.update()
+    x = torch.rand(2, 3, *size)
+    enc = model.compress(x)
+    assert len(enc["strings"][0]) == 2 and len(enc["strings"][1]) == 2  # one y and one z string per image
+    dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"])
+    assert torch.equal(dec["y_hat"], enc["y_hat"])  # bit-identical latent
+    assert dec["x_hat"].shape == x.shape
+    with torch.no_grad():
+        fwd = model(x)
+    assert torch.equal(fwd["y_hat"], enc["y_hat"])  # eval forward = what is coded
+    torch.testing.assert_close(dec["x_hat"], fwd["x_hat"], rtol=0, atol=1e-6)
+
+
+def _calibrated(name: str, x: torch.Tensor, seed: int = 0):
+    """A tiny random model whose predicted scales fit its latents (std 4), so rates are meaningful."""
+    torch.manual_seed(seed)
+    model = build(name, **TINY).eval()
+    with torch.no_grad():
+        k = 4.0 / model.g_a(x).std()
+        model.g_a[-1].weight.mul_(k)
+        model.g_a[-1].bias.mul_(k)
+        c = model.slice_channels
+        for ep in [*model.entropy_parameters_anchor, *model.entropy_parameters_nonanchor]:
+            last = ep.fusion[-1]
+            last.weight.mul_(0.01)
+            last.bias[:c] = 4.0
+            last.bias[c:] = 0.0
+    model.update(force=True)
+    return model
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_coded_size_agrees_with_eval_likelihoods(name):
+    x = kodak_crop(h=256, w=256)
+    model = _calibrated(name, x)
+    with torch.no_grad():
+        out = model(x)
+    estimated = sum((-torch.log2(l)).sum().item() for l in out["likelihoods"].values())
+    enc = model.compress(x)
+    coded = 8 * sum(len(s) for strings in enc["strings"] for s in strings)
+    assert estimated > 20_000  # the latent really carries information
+    assert abs(coded - estimated) / estimated < 0.01, (coded, estimated)
+    dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"])
+    assert torch.equal(dec["y_hat"], enc["y_hat"])
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_training_forward_gives_gradients_to_every_trained_parameter(name):
+    model = build(name, **TINY).train()
+    with torch.no_grad():  # random init makes |z| < 0.5, so z_hat = 0 and h_s's first conv gets no gradient
+        model.h_a[-1].weight.mul_(50)
+    out = model(torch.rand(2, 3, 64, 64))
+    bpp = sum((-torch.log2(l)).sum() for l in out["likelihoods"].values()) / (2 * 64 * 64)
+    (bpp + ((out["x_hat"] - 0.5) ** 2).mean()).backward()
+    missing = [
+        n for n, p in model.named_parameters()
+        if not n.endswith("quantiles") and (p.grad is None or p.grad.abs().sum() == 0)
+    ]  # fmt: skip
+    assert not missing, missing
+    aux = model.aux_loss()
+    aux.backward()
+    assert model.entropy_bottleneck.quantiles.grad.abs().sum() > 0
+
+
+def test_model_is_stateless_across_sizes():
+    model = build("mlic-plus", **TINY).eval()
+    model.update()
+    x_small, x_big = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 128, 64)
+    with torch.no_grad():
+        first = model(x_small)["y_hat"]
+        model(x_big)
+        again = model(x_small)["y_hat"]
+    assert torch.equal(first, again)
+    assert not any(isinstance(v, torch.Tensor) for m in model.modules() for v in vars(m).values())
