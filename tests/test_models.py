@@ -161,3 +161,26 @@ def test_model_is_stateless_across_sizes():
         again = model(x_small)["y_hat"]
     assert torch.equal(first, again)
     assert not any(isinstance(v, torch.Tensor) for m in model.modules() for v in vars(m).values())
+
+
+def test_transform_precision_changes_only_the_picture_not_the_stream_contract():
+    model = build("mlic-plusplus", **TINY).eval()
+    model.update()
+    x = kodak_crop(h=64, w=128)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        model.transform_precision = precision
+        enc = model.compress(x)
+        dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"])
+        assert torch.equal(dec["y_hat"], enc["y_hat"])
+        results[precision] = (enc, dec)
+    # a bf16-encoded stream decodes with fp32 transforms too: only g_a/g_s precision differs
+    enc = results["bf16"][0]
+    model.transform_precision = "fp32"
+    again = model.decompress(enc["strings"], enc["shape"], enc["image_size"])
+    assert torch.equal(again["y_hat"], enc["y_hat"])
+    mse = torch.mean((again["x_hat"] - results["bf16"][1]["x_hat"]) ** 2).item()
+    assert mse < 1e-5
+    model.transform_precision = "fp16"
+    with pytest.raises(ValueError):
+        model.compress(x)

@@ -84,7 +84,7 @@ class GaussianConditional(TabledEntropyModel):
         A pure comparison against the fp32 table, so it depends only on the
         values of ``scales``, never on thread count or batch layout.
         """
-        s = torch.clamp(scales.detach().float(), min=self.scale_bound)
+        s = torch.clamp(scales.detach().float(), min=self.scale_bound).contiguous()
         table = self.scale_table.to(s.device)
         return torch.clamp(torch.bucketize(s, table), max=table.numel() - 1)
 
