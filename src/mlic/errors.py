@@ -11,3 +11,7 @@ class CodingError(MlicError):
 
 class TableError(MlicError):
     """Entropy-coding tables are missing or invalid (call ``update()`` first)."""
+
+
+class DesyncError(CodingError):
+    """The decoder's probability model drifted from the encoder's: symbols no longer match."""

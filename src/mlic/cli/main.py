@@ -1,20 +1,23 @@
 """``mlic``: the command-line entry point.
 
-Exit codes: 0 success, 1 usage error, 2 bad input or file. Errors are printed
-as one line on stderr; ``--debug`` shows the traceback instead.
+Exit codes: 0 success, 1 usage error, 2 bad input or file, 130 interrupted.
+Errors are printed as one line on stderr; ``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
 from .. import __version__
 from ..errors import MlicError
 
-EXIT_OK, EXIT_USAGE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPT = 0, 1, 2, 130
+DEFAULT_MODEL = "mlic-plus"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,6 +25,208 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"mlic: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+class UsageError(Exception):
+    """Wrong combination of arguments (exit code 1)."""
+
+
+def _set_threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        if n < 1:
+            raise UsageError("--threads must be at least 1")
+        torch.set_num_threads(n)
+
+
+def _progress(items: list, desc: str):
+    if len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False)
+
+
+def _out_path(src: Path, output: str | None, n_inputs: int, suffix: str) -> Path:
+    if output is None:
+        return src.with_suffix(suffix)
+    out = Path(output)
+    if n_inputs > 1:
+        if not out.is_dir():
+            raise UsageError("with several inputs, -o must be an existing directory")
+        return out / src.with_suffix(suffix).name
+    return out / src.with_suffix(suffix).name if out.is_dir() else out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+# -- compress ---------------------------------------------------------------------
+def _encoder_model(args):
+    from .. import zoo
+    from ..io.weights import load_model
+
+    if args.weights:
+        model = load_model(args.weights)
+        if args.model and args.model != model.config.name:
+            raise UsageError(f"--model {args.model} but {args.weights} holds {model.config.name}")
+        return model, args.quality or 0, "custom"
+    entry = zoo.find(args.model or DEFAULT_MODEL, args.quality, args.metric)
+    return zoo.load(entry), entry.quality, entry.metric
+
+
+def _cmd_compress(args) -> int:
+    from ..codec import compress_image
+    from ..io.image import atomic_write, read_image
+
+    _set_threads(args.threads)
+    if args.tile <= 0 or args.tile % 64:
+        raise UsageError("--tile must be a positive multiple of 64")
+    inputs = [Path(p) for p in args.inputs]
+    outputs = [_out_path(p, args.output, len(inputs), ".mlic") for p in inputs]
+    for src, dst in zip(inputs, outputs):
+        if _same_file(src, dst):
+            raise UsageError(f"output {dst} would overwrite its input")
+        if dst.exists() and not args.force:
+            raise MlicError(f"{dst} exists; use --force to overwrite")
+    model, quality, metric = _encoder_model(args)
+    failures = 0
+    for src, dst in zip(_progress(inputs, "compress"), outputs):
+        try:
+            t0 = time.perf_counter()
+            image = read_image(src)
+            data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify)
+            atomic_write(dst, lambda f: f.write(data), force=args.force)
+            bpp = 8 * len(data) / (image.height * image.width)
+            checked = ", verified" if args.verify else ""
+            print(f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, {time.perf_counter() - t0:.2f} s{checked}")
+        except MlicError as exc:
+            if len(inputs) == 1:
+                raise
+            failures += 1
+            print(f"mlic: error: {exc}", file=sys.stderr)
+    return EXIT_INPUT if failures else EXIT_OK
+
+
+# -- decompress -------------------------------------------------------------------
+def _decoder_model(header, weights: str | None, cache: dict):
+    from .. import zoo
+    from ..codec import ModelMismatchError
+    from ..io.weights import load_model
+
+    if weights:
+        if "user" not in cache:
+            cache["user"] = load_model(weights)
+        return cache["user"]
+    entry = zoo.by_tag(header.model, header.weights_hash)
+    if entry is None:
+        raise ModelMismatchError(
+            f"file needs {header.model} weights {header.weights_hash.hex()}, which are not bundled; pass --weights PATH"
+        )
+    if entry.file not in cache:
+        cache[entry.file] = zoo.load(entry)
+    return cache[entry.file]
+
+
+def _read_mlic(path: Path) -> bytes:
+    if not path.is_file():
+        raise MlicError(f"{path}: no such file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MlicError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _cmd_decompress(args) -> int:
+    from ..codec import decompress_file
+    from ..io.container import unpack
+    from ..io.image import write_png
+
+    _set_threads(args.threads)
+    inputs = [Path(p) for p in args.inputs]
+    outputs = [_out_path(p, args.output, len(inputs), ".png") for p in inputs]
+    for src, dst in zip(inputs, outputs):
+        if _same_file(src, dst):
+            raise UsageError(f"output {dst} would overwrite its input")
+        if dst.exists() and not args.force:
+            raise MlicError(f"{dst} exists; use -o to choose another name or --force to overwrite")
+    cache: dict = {}
+    failures = 0
+    for src, dst in zip(_progress(inputs, "decompress"), outputs):
+        try:
+            t0 = time.perf_counter()
+            f = unpack(_read_mlic(src))
+            image = decompress_file(f, _decoder_model(f.header, args.weights, cache))
+            write_png(dst, image, force=args.force)
+            print(f"{src} -> {dst}: {image.width}x{image.height} {image.layout}, {time.perf_counter() - t0:.2f} s")
+        except MlicError as exc:
+            if len(inputs) == 1:
+                raise
+            failures += 1
+            print(f"mlic: error: {src}: {exc}", file=sys.stderr)
+    return EXIT_INPUT if failures else EXIT_OK
+
+
+# -- info, zoo --------------------------------------------------------------------
+def _cmd_info(args) -> int:
+    from ..io.container import FormatError, peek_header, unpack
+
+    data = _read_mlic(Path(args.file))
+    try:
+        f = unpack(data)
+        intact = True
+    except FormatError:
+        f = None
+        intact = False
+        header = peek_header(data)  # still raises on a hopeless header
+    header = f.header if f else header
+    info = {
+        "file": args.file,
+        "bytes": len(data),
+        "intact": intact,
+        "model": header.model,
+        "metric": header.metric,
+        "quality": header.quality,
+        "weights_hash": header.weights_hash.hex(),
+        "width": header.width,
+        "height": header.height,
+        "layout": header.layout,
+        "bit_depth": header.bit_depth,
+        "alpha": ["none", "opaque", "stored"][header.alpha],
+        "tile": header.tile,
+        "tiles": len(header.tiles()),
+        "check_group": header.check_group,
+        "bpp": 8 * len(data) / (header.width * header.height),
+    }
+    if f:
+        info["z_bytes"] = sum(len(t.z) for t in f.tiles)
+        info["y_bytes"] = sum(len(t.y) for t in f.tiles)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for k, v in info.items():
+            print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return EXIT_OK if intact else EXIT_INPUT
+
+
+def _cmd_zoo(args) -> int:
+    from .. import zoo
+    from ..models import MODELS
+
+    bundled = zoo.entries()
+    print(f"{'model':<15} {'quality':>7} {'metric':<8} {'lambda':>8}  weights")
+    for e in bundled:
+        print(f"{e.model:<15} {e.quality:>7} {e.metric:<8} {e.lmbda:>8.4f}  {e.file}")
+    if not bundled:
+        print("(no bundled weights yet: use --weights PATH with weights from `mlic convert-official`)")
+    print(f"architectures: {', '.join(sorted(MODELS))}")
+    return EXIT_OK
 
 
 def _cmd_convert_official(args) -> int:
@@ -46,16 +251,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    c = sub.add_parser(
+    c = sub.add_parser("compress", help="compress images to .mlic files",
+                       description="Compress PNG, JPEG, WebP, TIFF or BMP images to .mlic files.")  # fmt: skip
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
+    c.add_argument("-o", "--output", help="output file (one input) or existing directory (default: INPUT.mlic)")
+    c.add_argument("--model", help=f"model family (default {DEFAULT_MODEL})")
+    c.add_argument("--quality", type=int, help="bundled quality index (default: the highest bundled)")
+    c.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled model's training metric")
+    c.add_argument("--weights", help="weights file (.safetensors) instead of a bundled model")
+    c.add_argument("--tile", type=int, default=2048, help="code larger images in tiles of this many pixels (multiple of 64)")
+    c.add_argument("--verify", action="store_true", help="decode each result again and check it is exact")
+    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    c.add_argument("--threads", type=int, help="CPU threads for torch")
+    c.set_defaults(func=_cmd_compress)
+
+    d = sub.add_parser("decompress", help="decompress .mlic files to PNG",
+                       description="Decompress .mlic files to PNG in the original size, channel layout and bit depth.")  # fmt: skip
+    d.add_argument("inputs", nargs="+", metavar="INPUT", help=".mlic files")
+    d.add_argument("-o", "--output", help="output file (one input) or existing directory (default: INPUT.png)")
+    d.add_argument("--weights", help="weights file, when the file's model is not bundled")
+    d.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    d.add_argument("--threads", type=int, help="CPU threads for torch")
+    d.set_defaults(func=_cmd_decompress)
+
+    i = sub.add_parser("info", help="print the header of a .mlic file", description="Print the header of a .mlic file.")
+    i.add_argument("file", help=".mlic file")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_info)
+
+    z = sub.add_parser("zoo", help="list bundled models and qualities", description="List bundled models and qualities.")
+    z.set_defaults(func=_cmd_zoo)
+
+    v = sub.add_parser(
         "convert-official",
         help="convert an official MLIC++ checkpoint to mlic safetensors weights",
         description="Read an official MLIC++ checkpoint (.pth.tar, read with weights_only=True), detect "
         "its variant (legacy 2023 or current LRP/g_s), rebuild coding tables and write mlic weights.",
     )
-    c.add_argument("checkpoint", help="official checkpoint file")
-    c.add_argument("-o", "--output", required=True, help="output .safetensors file")
-    c.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
-    c.set_defaults(func=_cmd_convert_official)
+    v.add_argument("checkpoint", help="official checkpoint file")
+    v.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    v.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    v.set_defaults(func=_cmd_convert_official)
     return p
 
 
@@ -64,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as exc:
+        print(f"mlic: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except MlicError as exc:
         if args.debug:
             traceback.print_exc()
@@ -71,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mlic: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPT
 
 
 if __name__ == "__main__":

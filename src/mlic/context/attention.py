@@ -39,7 +39,9 @@ def softmax_attention(
     ``replace(rows)`` returns a boolean [len(rows), n_k] mask of logits to
     overwrite with ``replace_value`` for those query rows.
     """
-    qt, kt, vt = q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)  # [B, H, n, d]
+    # [B, H, n, d], contiguous: on strided inputs SDPA silently falls back to the
+    # math kernel, which materialises the n x n matrix (2.3 GB instead of 8 MB at n = 8192)
+    qt, kt, vt = (t.transpose(-1, -2).contiguous() for t in (q, k, v))
     if replace is None:
         out = F.scaled_dot_product_attention(qt, kt, vt, scale=scale)
         return out.transpose(-1, -2)

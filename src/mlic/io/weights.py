@@ -8,14 +8,15 @@ decoder reads the exact integers the encoder used) and string metadata:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from safetensors import SafetensorError
+import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from ..errors import MlicError
 from ..models import MLIC, MLICConfig
@@ -25,16 +26,46 @@ FORMAT_VERSION = "1"
 
 
 class WeightsError(MlicError):
-    """A weights file is missing, unreadable or not made for mlic."""
+    """A weights file is missing, unreadable, corrupted or not made for mlic."""
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a state dict's content: names, dtypes, shapes and bytes, in name order.
+
+    Independent of file layout and metadata, so the same weights always give the
+    same digest; ``.mlic`` files carry its first 8 bytes to name their weights.
+    """
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def model_digest(model: MLIC) -> str:
+    """The digest of ``model``'s current weights (cached while they stay unchanged)."""
+    state = model.state_dict()
+    key = tuple((k, v.data_ptr(), v._version) for k, v in state.items())
+    cached = getattr(model, "_digest_cache", None)
+    if cached is None or cached[0] != key:
+        cached = (key, state_digest(state))
+        model._digest_cache = cached
+    return cached[1]
 
 
 def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` (after ``update()``) atomically to ``path``."""
     path = Path(path)
     model.update()
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.dumps(model.config.to_dict())}
-    meta.update(metadata or {})
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(model.config.to_dict()),
+        "sha256": state_digest(tensors),
+    }
+    meta.update(metadata or {})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
@@ -63,10 +94,15 @@ def load_model(path: str | Path) -> MLIC:
         config = MLICConfig.from_dict(json.loads(meta["config"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{path}: invalid model configuration in metadata ({exc})") from None
+    digest = state_digest(tensors)
+    if "sha256" in meta and meta["sha256"] != digest:
+        raise WeightsError(f"{path}: weights are corrupted (SHA-256 does not match the recorded one)")
     model = MLIC(config)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise WeightsError(f"{path}: weights do not match the configuration ({first})") from None
-    return model.eval()
+    model.eval()
+    model._digest_cache = (tuple((k, v.data_ptr(), v._version) for k, v in model.state_dict().items()), digest)
+    return model

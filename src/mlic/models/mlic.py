@@ -237,10 +237,16 @@ class MLIC(nn.Module):
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.aux_loss()
 
-    @torch.no_grad()
-    def compress(self, x: Tensor) -> dict:
-        """Entropy-code a batch: ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W)}``.
+    def default_check_group(self) -> int:
+        """Slices per desync checksum: at most four 16-bit checks per image."""
+        return -(-self.slices // 4)
 
+    @torch.no_grad()
+    def compress(self, x: Tensor, check_group: int | None = None) -> dict:
+        """Entropy-code a batch.
+
+        Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
+        "checks": per-image symbol checksums, "check_group": slices per checksum, "y_hat"}``.
         One y string per image holds every slice, anchors before non-anchors
         (§6.3); one z string per image.
         """
@@ -250,22 +256,37 @@ class MLIC(nn.Module):
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)
         hyper = self.h_s(z_hat)
-        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional)
+        group = check_group or self.default_check_group()
+        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional, group)
         y_hat = run_slices(self, hyper, step)
         return {
             "strings": [step.strings(), z_strings],
             "shape": tuple(z.shape[-2:]),
             "image_size": (h, w),
+            "checks": step.checks.values,
+            "check_group": group,
             "y_hat": y_hat,
         }
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape: tuple[int, int], image_size: tuple[int, int] | None = None) -> dict:
-        """Inverse of :meth:`compress`: ``{"x_hat", "y_hat"}``; ``x_hat`` cropped to ``image_size``."""
+    def decompress(
+        self,
+        strings: list,
+        shape: tuple[int, int],
+        image_size: tuple[int, int] | None = None,
+        checks: list[list[int]] | None = None,
+        check_group: int | None = None,
+    ) -> dict:
+        """Inverse of :meth:`compress`: ``{"x_hat", "y_hat"}``; ``x_hat`` cropped to ``image_size``.
+
+        With ``checks`` (from :meth:`compress`), the decoded symbols are verified
+        group by group and :class:`mlic.errors.DesyncError` is raised on a mismatch.
+        """
         y_strings, z_strings = strings
         z_hat = self.entropy_bottleneck.decompress(z_strings, tuple(shape))
         hyper = self.h_s(z_hat)
-        y_hat = run_slices(self, hyper, DecodeStep(y_strings, self.gaussian_conditional))
+        step = DecodeStep(y_strings, self.gaussian_conditional, self.slices, checks, check_group or self.default_check_group())
+        y_hat = run_slices(self, hyper, step)
         x_hat = self.synthesis(y_hat)
         if image_size is not None:
             x_hat = x_hat[..., : image_size[0], : image_size[1]]

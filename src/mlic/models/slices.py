@@ -15,6 +15,7 @@ so the networks downstream see exactly the same tensors in all three modes.
 
 from __future__ import annotations
 
+import zlib
 from typing import Protocol
 
 import numpy as np
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from ..coding import SymbolDecoder, SymbolEncoder
 from ..entropy import GaussianConditional, quantize
+from ..errors import DesyncError
 from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 
 
@@ -79,14 +81,48 @@ class QuantizeStep:
         return torch.cat(self.scales, dim=1), torch.cat(self.means, dim=1)
 
 
+class SymbolChecks:
+    """16-bit checksums of the coded symbols, one per group of ``group`` slices (the desync guard).
+
+    Encoder and decoder hash the symbols of every pass in coding order
+    (CRC-32 of their int32 little-endian bytes, truncated to 16 bits). A decoder
+    whose floating-point results drift from the encoder's decodes different
+    symbols from then on; the first group whose checksum differs names where.
+    """
+
+    def __init__(self, batch: int, slices: int, group: int) -> None:
+        if group < 1:
+            raise ValueError("checksum group must be at least one slice")
+        self.slices, self.group = slices, group
+        self._crc = [0] * batch
+        self.values: list[list[int]] = [[] for _ in range(batch)]
+
+    @staticmethod
+    def count(slices: int, group: int) -> int:
+        return -(-slices // group)
+
+    def add(self, b: int, symbols: np.ndarray) -> None:
+        self._crc[b] = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self._crc[b])
+
+    def closes_group(self, i: int) -> bool:
+        return (i + 1) % self.group == 0 or i == self.slices - 1
+
+    def close(self, b: int) -> int:
+        value = self._crc[b] & 0xFFFF
+        self._crc[b] = 0
+        self.values[b].append(value)
+        return value
+
+
 class EncodeStep:
     """Compress: symbols ``round(y - mu)`` of each half go to one encoder per image."""
 
-    def __init__(self, y: Tensor, slice_channels: int, gaussian: GaussianConditional) -> None:
+    def __init__(self, y: Tensor, slice_channels: int, gaussian: GaussianConditional, check_group: int = 1) -> None:
         self.y_slices = y.split(slice_channels, dim=1)
         self.gaussian = gaussian
         self.tables = gaussian.coder_tables()
         self.encoders = [SymbolEncoder() for _ in range(y.shape[0])]
+        self.checks = SymbolChecks(y.shape[0], len(self.y_slices), check_group)
 
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
         mu = squeeze(means, half)
@@ -95,6 +131,9 @@ class EncodeStep:
         sym = symbols.to(torch.int64).cpu().numpy()
         for b, enc in enumerate(self.encoders):
             enc.encode(sym[b], indexes[b], self.tables)
+            self.checks.add(b, sym[b])
+            if half == NONANCHOR and self.checks.closes_group(i):
+                self.checks.close(b)
         return unsqueeze(symbols + mu, half)
 
     def strings(self) -> list[bytes]:
@@ -102,16 +141,43 @@ class EncodeStep:
 
 
 class DecodeStep:
-    """Decompress: the same symbols, read back from one stream per image."""
+    """Decompress: the same symbols, read back from one stream per image.
 
-    def __init__(self, strings: list[bytes], gaussian: GaussianConditional) -> None:
+    With ``checks`` (per image, from :class:`SymbolChecks`), every group is
+    verified as soon as it is decoded; a mismatch raises :class:`DesyncError`.
+    """
+
+    def __init__(
+        self,
+        strings: list[bytes],
+        gaussian: GaussianConditional,
+        slices: int,
+        checks: list[list[int]] | None = None,
+        check_group: int = 1,
+    ) -> None:
         self.gaussian = gaussian
         self.tables = gaussian.coder_tables()
         self.decoders = [SymbolDecoder(s) for s in strings]
+        self.expected = checks
+        self.checks = SymbolChecks(len(strings), slices, check_group)
+        if checks is not None and any(len(c) != SymbolChecks.count(slices, check_group) for c in checks):
+            raise ValueError("wrong number of symbol checksums for this model")
 
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
         mu = squeeze(means, half)
         indexes = self.gaussian.build_indexes(squeeze(scales, half)).cpu().numpy()
         symbols = np.stack([dec.decode(indexes[b], self.tables) for b, dec in enumerate(self.decoders)])
+        for b in range(len(self.decoders)):
+            self.checks.add(b, symbols[b])
+            if half == NONANCHOR and self.checks.closes_group(i):
+                got = self.checks.close(b)
+                if self.expected is not None:
+                    g = len(self.checks.values[b]) - 1
+                    if got != self.expected[b][g]:
+                        first = g * self.checks.group
+                        raise DesyncError(
+                            f"decoder desynchronised in slices {first}-{i} (image {b}): its predictions differ "
+                            "from the encoder's (different platform or numerics); refusing to produce a wrong image"
+                        )
         symbols = torch.from_numpy(symbols).to(device=mu.device, dtype=mu.dtype)
         return unsqueeze(symbols + mu, half)

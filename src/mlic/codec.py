@@ -1,0 +1,154 @@
+"""Images to ``.mlic`` bytes and back: tiling, alpha, the desync guard, model checks.
+
+This is the layer the command line uses. Pixels enter as :class:`~mlic.io.image.ImageData`
+(8-bit RGB plus the original layout), are split into tiles of at most
+``tile x tile`` pixels (each coded independently, so memory stays bounded for
+any image size), and leave as a :class:`~mlic.io.container.MlicFile`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+
+from .errors import DesyncError, MlicError
+from .io.container import (
+    ALPHA_NONE,
+    ALPHA_OPAQUE,
+    ALPHA_STREAM,
+    HASH_BYTES,
+    FormatError,
+    Header,
+    MlicFile,
+    TileStreams,
+    expected_tile_geometry,
+    unpack,
+)
+from .io.image import ImageData
+from .io.weights import model_digest
+from .models import MLIC
+from .models.slices import SymbolChecks
+
+DEFAULT_TILE = 2048
+
+
+class ModelMismatchError(MlicError):
+    """A file was made with other weights than the ones offered to decode it."""
+
+
+def weights_tag(model: MLIC) -> bytes:
+    """The first 8 bytes of the weights' SHA-256: how a file names its weights."""
+    return bytes.fromhex(model_digest(model))[:HASH_BYTES]
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
+    return x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _tile_side(h: int, w: int, tile: int) -> int:
+    if tile % 64 or tile <= 0:
+        raise ValueError("tile size must be a positive multiple of 64")
+    return 0 if h <= tile and w <= tile else tile
+
+
+def compress_image(
+    model: MLIC,
+    image: ImageData,
+    *,
+    quality: int = 0,
+    metric: str = "custom",
+    tile: int = DEFAULT_TILE,
+    verify: bool = False,
+) -> bytes:
+    """Encode ``image`` into the bytes of a ``.mlic`` file.
+
+    ``verify=True`` decodes every tile again in this process and checks the
+    latent is reproduced bit for bit before returning.
+    """
+    model.update()
+    header = Header(
+        model=model.config.name, metric=metric, quality=quality, weights_hash=weights_tag(model),
+        height=image.height, width=image.width, layout=image.layout, bit_depth=image.bit_depth,
+        alpha=ALPHA_NONE, tile=_tile_side(image.height, image.width, tile),
+        check_group=model.default_check_group(),
+    )  # fmt: skip
+    tiles = []
+    for top, left, th, tw in header.tiles():
+        x = _to_tensor(image.rgb[top : top + th, left : left + tw])
+        enc = model.compress(x, check_group=header.check_group)
+        latent, hyper, padding = expected_tile_geometry(th, tw)
+        assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
+        streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
+        if verify:
+            dec = model.decompress(
+                enc["strings"], enc["shape"], (th, tw), checks=enc["checks"], check_group=header.check_group
+            )
+            if not torch.equal(dec["y_hat"], enc["y_hat"]):
+                raise DesyncError(f"verification failed: tile at ({top}, {left}) does not decode exactly")
+        tiles.append(streams)
+    alpha = b""
+    if image.layout == "rgba":
+        if image.alpha is None or image.alpha.shape != image.rgb.shape[:2]:
+            raise MlicError("RGBA image without a matching alpha plane")
+        if (image.alpha == 255).all():
+            header.alpha = ALPHA_OPAQUE
+        else:
+            header.alpha = ALPHA_STREAM
+            alpha = zlib.compress(np.ascontiguousarray(image.alpha, dtype=np.uint8).tobytes(), 9)
+    return MlicFile(header, tiles, alpha).to_bytes()
+
+
+def check_model(header: Header, model: MLIC) -> None:
+    """Refuse to decode with weights other than the encoder's."""
+    if header.model != model.config.name:
+        raise ModelMismatchError(f"file needs model {header.model!r}, got {model.config.name!r}")
+    if header.weights_hash != weights_tag(model):
+        raise ModelMismatchError(
+            f"file was encoded with other {header.model} weights (hash {header.weights_hash.hex()}, "
+            f"offered {weights_tag(model).hex()})"
+        )
+
+
+def _decode_alpha(header: Header, payload: bytes) -> np.ndarray:
+    n = header.height * header.width
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(payload, n + 1)
+    except zlib.error as exc:
+        raise FormatError(f"alpha plane is corrupted ({exc})") from None
+    if len(raw) != n or d.unconsumed_tail or not d.eof:
+        raise FormatError("alpha plane has the wrong size")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width)
+
+
+def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
+    """Decode a parsed file with ``model`` (checked against the header first)."""
+    header = f.header
+    check_model(header, model)
+    n_checks = SymbolChecks.count(model.slices, header.check_group)
+    if any(len(t.checks) != n_checks for t in f.tiles):
+        raise FormatError(f"each tile needs {n_checks} symbol checksums for this model")
+    model.update()
+    rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
+    for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
+        dec = model.decompress(
+            [[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks], check_group=header.check_group
+        )
+        rgb[top : top + th, left : left + tw] = _to_uint8(dec["x_hat"])
+    alpha = None
+    if header.alpha == ALPHA_OPAQUE:
+        alpha = np.full((header.height, header.width), 255, dtype=np.uint8)
+    elif header.alpha == ALPHA_STREAM:
+        alpha = _decode_alpha(header, f.alpha)
+    return ImageData(rgb, header.layout, header.bit_depth, alpha)
+
+
+def decompress_bytes(data: bytes, model: MLIC) -> ImageData:
+    """Parse, validate and decode the bytes of a ``.mlic`` file."""
+    return decompress_file(unpack(data), model)

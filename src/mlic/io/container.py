@@ -1,0 +1,203 @@
+"""The ``.mlic`` file: serialisation and validation (byte layout in docs/format.md).
+
+Everything here is plain bytes and integers; no network is touched. A file is
+refused (:class:`FormatError`) unless its magic, version, every length field and
+its trailing CRC-32 are consistent, before any decoding starts.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from ..errors import MlicError
+
+MAGIC = b"MLIC"
+VERSION = 1
+HASH_BYTES = 8
+MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
+MAX_SIDE = 1 << 20
+METRICS = {0: "mse", 1: "ms-ssim", 255: "custom"}
+LAYOUTS = {1: "gray", 3: "rgb", 4: "rgba"}
+ALPHA_NONE, ALPHA_OPAQUE, ALPHA_STREAM = 0, 1, 2
+
+
+class FormatError(MlicError):
+    """Not a valid .mlic file (wrong magic, version, lengths or checksum)."""
+
+
+@dataclass
+class Header:
+    model: str
+    metric: str
+    quality: int
+    weights_hash: bytes
+    height: int
+    width: int
+    layout: str  # "gray", "rgb" or "rgba"
+    bit_depth: int  # 8 or 16
+    alpha: int  # ALPHA_NONE, ALPHA_OPAQUE or ALPHA_STREAM
+    tile: int  # tile side in pixels (multiple of 64); 0 = one tile covering the image
+    check_group: int  # slices per symbol checksum
+
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """(top, left, height, width) of every tile, row-major."""
+        if self.tile == 0:
+            return [(0, 0, self.height, self.width)]
+        return [
+            (t, l, min(self.tile, self.height - t), min(self.tile, self.width - l))
+            for t in range(0, self.height, self.tile)
+            for l in range(0, self.width, self.tile)
+        ]
+
+
+@dataclass
+class TileStreams:
+    latent: tuple[int, int]  # y height, width
+    hyper: tuple[int, int]  # z height, width
+    padding: tuple[int, int]  # bottom, right padding in pixels
+    z: bytes
+    y: bytes
+    checks: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MlicFile:
+    header: Header
+    tiles: list[TileStreams]
+    alpha: bytes = b""  # zlib-compressed alpha plane when header.alpha == ALPHA_STREAM
+
+    def to_bytes(self) -> bytes:
+        return pack(self)
+
+
+def expected_tile_geometry(h: int, w: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(latent, hyper, padding) of a tile of h x w pixels padded to a multiple of 64."""
+    ph, pw = (-h) % 64, (-w) % 64
+    H, W = h + ph, w + pw
+    return (H // 16, W // 16), (H // 64, W // 64), (ph, pw)
+
+
+def _metric_code(metric: str) -> int:
+    for code, name in METRICS.items():
+        if name == metric:
+            return code
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _layout_code(layout: str) -> int:
+    for code, name in LAYOUTS.items():
+        if name == layout:
+            return code
+    raise ValueError(f"unknown channel layout {layout!r}")
+
+
+def pack(f: MlicFile) -> bytes:
+    h = f.header
+    name = h.model.encode("ascii")
+    if not 0 < len(name) < 256 or len(h.weights_hash) != HASH_BYTES:
+        raise ValueError("model name must be 1-255 ASCII bytes and the weights hash 8 bytes")
+    out = bytearray(MAGIC)
+    out += struct.pack(">BB", VERSION, len(name)) + name
+    out += struct.pack(">BB", _metric_code(h.metric), h.quality) + h.weights_hash
+    out += struct.pack(">IIBBBHBI", h.height, h.width, _layout_code(h.layout), h.bit_depth, h.alpha,
+                       h.tile, h.check_group, len(f.tiles))  # fmt: skip
+    for t in f.tiles:
+        out += struct.pack(">HHHHBB", *t.latent, *t.hyper, *t.padding)
+        out += struct.pack(">I", len(t.z)) + t.z
+        out += struct.pack(">I", len(t.y)) + t.y
+        out += struct.pack(">B", len(t.checks)) + b"".join(struct.pack(">H", c) for c in t.checks)
+    if h.alpha == ALPHA_STREAM:
+        out += struct.pack(">I", len(f.alpha)) + f.alpha
+    out += struct.pack(">I", zlib.crc32(out))
+    return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise FormatError(f"truncated file: {what} runs past the end")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str, what: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))
+
+
+def peek_header(data: bytes) -> Header:
+    """Parse and validate only the header (no CRC check): for `mlic info` on damaged files."""
+    return _parse(data, verify_crc=False, header_only=True).header
+
+
+def unpack(data: bytes) -> MlicFile:
+    """Parse and fully validate a .mlic file."""
+    return _parse(data, verify_crc=True, header_only=False)
+
+
+def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
+    data = bytes(data)
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not an .mlic file (bad magic bytes)")
+    if verify_crc:
+        if len(data) < 8:
+            raise FormatError("truncated file")
+        (crc,) = struct.unpack(">I", data[-4:])
+        if zlib.crc32(data[:-4]) != crc:
+            raise FormatError("file is corrupted (CRC-32 mismatch)")
+        data = data[:-4]
+    r = _Reader(data)
+    r.take(4, "magic")
+    version, name_len = r.unpack(">BB", "header")
+    if version != VERSION:
+        raise FormatError(f"unsupported .mlic format version {version} (this mlic reads version {VERSION})")
+    try:
+        model = r.take(name_len, "model name").decode("ascii")
+    except UnicodeDecodeError:
+        raise FormatError("model name is not ASCII") from None
+    metric_code, quality = r.unpack(">BB", "header")
+    weights_hash = r.take(HASH_BYTES, "weights hash")
+    height, width, layout, depth, alpha, tile, group, n_tiles = r.unpack(">IIBBBHBI", "header")
+    if metric_code not in METRICS:
+        raise FormatError(f"unknown metric code {metric_code}")
+    if layout not in LAYOUTS:
+        raise FormatError(f"unknown channel layout code {layout}")
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE and height * width <= MAX_PIXELS):
+        raise FormatError(f"image size {width}x{height} is outside the supported range")
+    if depth not in (8, 16) or alpha not in (ALPHA_NONE, ALPHA_OPAQUE, ALPHA_STREAM):
+        raise FormatError("invalid bit depth or alpha mode")
+    if (alpha != ALPHA_NONE) != (LAYOUTS[layout] == "rgba"):
+        raise FormatError("alpha mode does not match the channel layout")
+    if tile % 64 or group == 0:
+        raise FormatError("invalid tile size or checksum group")
+    header = Header(model, METRICS[metric_code], quality, weights_hash, height, width, LAYOUTS[layout],
+                    depth, alpha, tile, group)  # fmt: skip
+    regions = header.tiles()
+    if n_tiles != len(regions):
+        raise FormatError(f"file declares {n_tiles} tiles, the header geometry has {len(regions)}")
+    if header_only:
+        return MlicFile(header, [])
+    tiles = []
+    for _, _, th, tw in regions:
+        ly, lx, hy, hx, pb, pr = r.unpack(">HHHHBB", "tile header")
+        latent, hyper, padding = expected_tile_geometry(th, tw)
+        if (ly, lx) != latent or (hy, hx) != hyper or (pb, pr) != padding:
+            raise FormatError("tile shapes do not match the image size")
+        (zl,) = r.unpack(">I", "z length")
+        z = r.take(zl, "z stream")
+        (yl,) = r.unpack(">I", "y length")
+        y = r.take(yl, "y stream")
+        (nc,) = r.unpack(">B", "checksum count")
+        checks = list(struct.unpack(f">{nc}H", r.take(2 * nc, "checksums")))
+        tiles.append(TileStreams(latent, hyper, padding, z, y, checks))
+    alpha_bytes = b""
+    if alpha == ALPHA_STREAM:
+        (al,) = r.unpack(">I", "alpha length")
+        alpha_bytes = r.take(al, "alpha stream")
+    if verify_crc and r.pos != len(data):
+        raise FormatError(f"{len(data) - r.pos} unexpected trailing bytes")
+    return MlicFile(header, tiles, alpha_bytes)
