@@ -113,13 +113,13 @@ def to_pil(data: ImageData) -> Image.Image:
     if data.layout == "gray":
         mean = data.rgb.astype(np.float32).mean(axis=2)
         if data.bit_depth == 16:
-            return Image.fromarray(np.clip(np.round(mean * 257.0), 0, 65535).astype(np.uint16), mode="I;16")
-        return Image.fromarray(np.clip(np.round(mean), 0, 255).astype(np.uint8), mode="L")
+            return Image.fromarray(np.clip(np.round(mean * 257.0), 0, 65535).astype(np.uint16))
+        return Image.fromarray(np.clip(np.round(mean), 0, 255).astype(np.uint8))
     if data.layout == "rgba":
         if data.alpha is None:
             raise ImageError("RGBA image without alpha plane")
-        return Image.fromarray(np.dstack([data.rgb, data.alpha]), mode="RGBA")
-    return Image.fromarray(data.rgb, mode="RGB")
+        return Image.fromarray(np.dstack([data.rgb, data.alpha]))
+    return Image.fromarray(data.rgb)
 
 
 def atomic_write(path: str | Path, write, force: bool = False) -> Path:

@@ -33,6 +33,7 @@ from ..context.global_intra import GlobalIntraContext
 from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
+from ..nn.invariant import make_thread_invariant
 from ..context.checkerboard import ANCHOR
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
@@ -148,6 +149,11 @@ class MLIC(nn.Module):
         lrp = lambda i: LatentResidualPrediction(M + (i + 1) * C, C, cfg.lrp_hidden, cfg.legacy)  # noqa: E731
         self.lrp_anchor = per_slice(lrp)
         self.lrp_nonanchor = per_slice(lrp)
+        # Everything that feeds the probability path must give the same bits whatever the
+        # thread count; only g_a (encoder side) and g_s (after decoding) are exempt.
+        for name, child in self.named_children():
+            if name not in ("g_a", "g_s"):
+                make_thread_invariant(child)
         # Not channels_last: NHWC is 10-25 % faster for oneDNN convolutions here, but torch 2.13's
         # CPU convolution backward corrupts the heap when input and weight formats differ
         # (reproduced with two strided convs sharing a 3-channel input). Revisit in the speed work.

@@ -1,0 +1,108 @@
+"""The .mlic container: layout, validation before decoding, and the desync guard."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import torch
+
+from conftest import TINY, kodak_crop
+from mlic.codec import compress_image, decompress_bytes, ModelMismatchError
+from mlic.errors import DesyncError
+from mlic.io.container import FormatError, Header, MlicFile, TileStreams, peek_header, unpack
+from mlic.io.image import ImageData
+from mlic.models import build
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build("mlic-plus", **TINY).eval()
+    m.update()
+    return m
+
+
+def _image(h=64, w=96):
+    x = kodak_crop(h=h, w=w)
+    return ImageData((x[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy())
+
+
+def test_pack_unpack_round_trip_and_header_fields(model):
+    data = compress_image(model, _image(), quality=3, metric="mse")
+    f = unpack(data)
+    h = f.header
+    assert (h.model, h.metric, h.quality, h.height, h.width, h.layout, h.bit_depth) == ("mlic-plus", "mse", 3, 64, 96, "rgb", 8)
+    assert f.tiles[0].latent == (4, 8) and f.tiles[0].hyper == (1, 2) and f.tiles[0].padding == (0, 32)
+    assert len(f.tiles[0].checks) == 4  # 4 slices, one 16-bit check per slice
+    assert f.to_bytes() == data
+    assert data[:4] == b"MLIC" and data[4] == 1
+
+
+def test_every_single_bit_flip_and_truncation_is_refused(model):
+    data = compress_image(model, _image(32, 32))
+    for i in range(len(data)):
+        for bit in (0, 5):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            with pytest.raises(FormatError):
+                unpack(bytes(bad))
+    for n in range(len(data)):
+        with pytest.raises(FormatError):
+            unpack(data[:n])
+
+
+def test_absurd_header_is_refused_before_allocation():
+    h = Header("mlic-plus", "mse", 1, b"\0" * 8, 1, 1, "rgb", 8, 0, 0, 1)
+    data = bytearray(MlicFile(h, [TileStreams((4, 4), (1, 1), (63, 63), b"", b"", [0])]).to_bytes())
+    # rewrite height and width to 2^20 x 2^20 (a terapixel) in a 60-byte file
+    off = 4 + 2 + len("mlic-plus") + 2 + 8
+    data[off : off + 8] = struct.pack(">II", 1 << 20, 1 << 20)
+    with pytest.raises(FormatError, match="outside the supported range"):
+        peek_header(bytes(data))
+    with pytest.raises(FormatError):
+        unpack(bytes(data))
+
+
+def test_weights_mismatch_is_refused(model):
+    data = compress_image(model, _image(32, 32))
+    other = build("mlic-plus", **TINY).eval()
+    with pytest.raises(ModelMismatchError, match="other mlic-plus weights"):
+        decompress_bytes(data, other)
+    with pytest.raises(ModelMismatchError, match="needs model"):
+        decompress_bytes(data, build("mlic", **TINY).eval())
+
+
+def test_forced_desync_is_detected_and_names_the_slice(model):
+    x = kodak_crop(h=64, w=64)
+    enc = model.compress(x, check_group=1)
+    bias = model.entropy_parameters_nonanchor[2].fusion[-1].bias
+    saved = bias.detach().clone()
+    with torch.no_grad():
+        bias.add_(0.3)  # decoder numerics drift at slice 2
+    try:
+        with pytest.raises(DesyncError, match="slices 2-2"):
+            model.decompress(enc["strings"], enc["shape"], enc["image_size"], checks=enc["checks"], check_group=1)
+    finally:
+        with torch.no_grad():
+            bias.copy_(saved)
+    dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"], checks=enc["checks"], check_group=1)
+    assert torch.equal(dec["y_hat"], enc["y_hat"])
+
+
+def test_desync_guard_overhead_is_small_for_default_models():
+    # 0.1 bpp on a 768x512 Kodak image is 4,915 bytes; the guard must stay below 0.2 % (9.8 bytes)
+    for name in ("mlic", "mlic-plus", "mlic-plusplus"):
+        slices = {"mlic": 6}.get(name, 10)
+        group = -(-slices // 4)
+        overhead = 1 + 2 * -(-slices // group)
+        assert overhead / 4915 < 0.002, (name, overhead)
+
+
+def test_tiled_image_round_trip(model):
+    img = _image(150, 200)
+    data = compress_image(model, img, tile=64, verify=True)
+    f = unpack(data)
+    assert f.header.tile == 64 and len(f.tiles) == 3 * 4
+    out = decompress_bytes(data, model)
+    assert out.rgb.shape == (150, 200, 3)
