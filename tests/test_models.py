@@ -184,3 +184,33 @@ def test_transform_precision_changes_only_the_picture_not_the_stream_contract():
     model.transform_precision = "fp16"
     with pytest.raises(ValueError):
         model.compress(x)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_probability_path_is_thread_count_invariant(name):
+    model = build(name, **TINY).eval()
+    model.update()
+    x = kodak_crop(h=128, w=192)
+    threads = torch.get_num_threads()
+    try:
+        for enc_threads, dec_threads in ((1, 2), (2, 1)):
+            torch.set_num_threads(enc_threads)
+            enc = model.compress(x, check_group=1)
+            torch.set_num_threads(dec_threads)
+            dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"], enc["checks"], 1)
+            assert torch.equal(dec["y_hat"], enc["y_hat"])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_1x1_convolutions_on_the_probability_path_are_matmuls():
+    from mlic.nn.invariant import MatmulConv1x1
+
+    model = build("mlic-plusplus", **TINY)
+    kinds = {type(m) for m in model.entropy_parameters_anchor.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert kinds == {MatmulConv1x1}
+    conv = torch.nn.Conv2d(8, 5, 1)
+    fast = MatmulConv1x1(8, 5, 1)
+    fast.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 8, 6, 7)
+    torch.testing.assert_close(fast(x), conv(x))
