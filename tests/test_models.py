@@ -214,3 +214,13 @@ def test_1x1_convolutions_on_the_probability_path_are_matmuls():
     fast.load_state_dict(conv.state_dict())
     x = torch.randn(2, 8, 6, 7)
     torch.testing.assert_close(fast(x), conv(x))
+
+
+def test_channels_last_input_trains_safely():
+    # torch 2.13 corrupts the heap in CPU convolution backward when input and weight memory
+    # formats differ; the model must normalise its input (this used to abort the process)
+    model = build("mlic", **TINY).train()
+    x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    for _ in range(3):
+        out = model(x)
+        sum(l.log().sum() for l in out["likelihoods"].values()).neg().backward()

@@ -44,7 +44,7 @@ def weights_tag(model: MLIC) -> bytes:
 
 
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0).contiguous()
 
 
 def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:

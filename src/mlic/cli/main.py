@@ -244,6 +244,60 @@ def _cmd_convert_official(args) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args) -> int:
+    from ..train import TrainConfig, train
+    from ..train.config import parse_crops
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if not value:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if args.lmbda is None and args.quality is None:
+        raise UsageError("give --lambda or --quality")
+    if args.quality is not None:
+        from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
+
+        ladder = MSE_LAMBDAS if args.metric == "mse" else MSSSIM_LAMBDAS
+        if not 1 <= args.quality <= len(ladder):
+            raise UsageError(f"--quality must be 1-{len(ladder)}")
+        lmbda = ladder[args.quality - 1]
+    else:
+        lmbda = args.lmbda
+    try:
+        parse_crops(args.crop)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
+        lmbda=lmbda, steps=args.steps, batch=args.batch, crops=args.crop, lr=args.lr, warmup=args.warmup,
+        lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
+        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
+        val_images=args.val_images, log_every=args.log_every, init=args.init or "", deterministic=args.deterministic,
+    )  # fmt: skip
+    if args.resume:
+        from ..train.loop import load_checkpoint
+
+        saved = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["config"])
+        saved.steps, saved.out = args.steps, args.out  # a resumed run may be extended
+        cfg = saved
+    last = train(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"checkpoint: {last}")
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from ..train import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.output, force=args.force)
+    print(f"{out}: inference weights (+ {out.with_suffix('.json').name})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mlic", description="MLIC, MLIC+ and MLIC++ learned image codecs.")
     p.add_argument("--version", action="version", version=f"mlic {__version__}")
@@ -281,6 +335,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="list bundled models and qualities", description="List bundled models and qualities.")
     z.set_defaults(func=_cmd_zoo)
+
+    t = sub.add_parser("train", help="train a model on image folders",
+                       description="Train (or resume) a model with the rate-distortion loss; runs under torchrun "
+                       "for data-parallel training (gloo on CPU, NCCL on GPUs).")  # fmt: skip
+    t.add_argument("data", nargs="+", help="folders of PNG, JPEG or WebP images (searched recursively)")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, config.json)")
+    t.add_argument("--model", default=DEFAULT_MODEL, help=f"model family (default {DEFAULT_MODEL})")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field, e.g. --set N=64")
+    t.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
+    t.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off")
+    t.add_argument("--quality", type=int, help="1-6: lambda from the spec's ladder for --metric")
+    t.add_argument("--steps", type=int, default=100_000, help="total optimisation steps")
+    t.add_argument("--batch", type=int, default=8, help="global batch size")
+    t.add_argument("--crop", default="256", help="crop schedule, e.g. 256 or 256,512@0.8")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
+    t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="g_a/g_s precision")
+    t.add_argument("--threads", type=int, help="CPU threads per process")
+    t.add_argument("--checkpoint-every", type=int, default=1000)
+    t.add_argument("--validate-every", type=int, default=1000)
+    t.add_argument("--val", help="validation folder (default ../shared/data/kodak when present)")
+    t.add_argument("--val-images", type=int, default=4, help="validation images compressed for real")
+    t.add_argument("--log-every", type=int, default=10, help="steps between rows of log.csv")
+    t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
+    t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("export", help="export inference weights from a training checkpoint",
+                       description="Write inference weights (tables built, no optimiser state) with their "
+                       "configuration and SHA-256, plus a JSON file beside them.")  # fmt: skip
+    e.add_argument("checkpoint", help="training checkpoint (.ckpt)")
+    e.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    e.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    e.set_defaults(func=_cmd_export)
 
     v = sub.add_parser(
         "convert-official",

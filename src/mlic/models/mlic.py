@@ -174,7 +174,9 @@ class MLIC(nn.Module):
         Only the encoder runs g_a, so its precision changes which symbols are
         chosen, never whether the decoder can follow.
         """
-        x = _pad(x)
+        # contiguous (NCHW): a channels-last input with NCHW weights makes torch 2.13's CPU
+        # convolution backward corrupt the heap (see the note in __init__)
+        x = _pad(x).contiguous()
         with self._transform_context(x):
             y = self.g_a(x)
         return y.float()

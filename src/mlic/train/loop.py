@@ -1,0 +1,289 @@
+"""The training loop: one process or many (``torchrun``), resumable, interrupt-safe.
+
+Per step (architecture.md §8.3): zero both optimisers; rate-distortion loss
+backward; clip the global gradient norm of the model parameters; main Adam step;
+auxiliary (quantile) loss backward; auxiliary Adam step. Quantiles are only in
+the auxiliary optimiser.
+
+Checkpoints (``OUT/last.ckpt``, plus ``OUT/step-N.ckpt`` every
+``checkpoint_every`` steps) hold the model, both optimisers, the step, the RNG
+state and the configuration; they load with ``torch.load(weights_only=True)``.
+SIGINT and SIGTERM save a checkpoint before exiting. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..errors import MlicError
+from ..io.weights import WeightsError, load_model, save_model
+from ..models import MLIC, build
+from .config import TrainConfig
+from .data import CropStream, find_images, load_rgb
+from .loss import RateDistortionLoss
+
+KODAK = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "kodak"
+CKPT_FORMAT = "mlic-train-1"
+
+
+class TrainError(MlicError):
+    """A training run cannot start or resume."""
+
+
+def _dist_env() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise TrainError(f"{path}: no such checkpoint") from None
+    except Exception as exc:
+        raise TrainError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise TrainError(f"{path}: not an mlic training checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> MLIC:
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = build(cfg.model, **cfg.model_overrides)
+    model.load_state_dict(ckpt["model"], strict=True)
+    return model
+
+
+def export_checkpoint(ckpt_path: str | Path, out: str | Path, force: bool = False) -> Path:
+    """Inference weights from a checkpoint: tables built, no optimiser state, config and SHA-256
+    in the safetensors metadata and in a ``.json`` file beside it."""
+    out = Path(out)
+    side = out.with_suffix(".json")
+    if not force and (out.exists() or side.exists()):
+        raise TrainError(f"{out} exists; use --force to overwrite")
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    model = model_from_checkpoint(ckpt).eval()
+    model.update(force=True)
+    meta = {"lambda": str(cfg.lmbda), "metric": cfg.metric, "steps": str(ckpt["step"]), "source": Path(ckpt_path).name}
+    save_model(model, out, meta)
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as f:
+        recorded = f.metadata()
+    info = {"model": model.config.name, "config": model.config.to_dict(), "sha256": recorded["sha256"],
+            "lambda": cfg.lmbda, "metric": cfg.metric, "steps": ckpt["step"]}  # fmt: skip
+    tmp = side.with_name(f".{side.name}.part")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, side)
+    return out
+
+
+def _initial_weights(model: MLIC, path: str) -> None:
+    if path.endswith(".safetensors"):
+        src = load_model(path)
+    else:
+        src = model_from_checkpoint(load_checkpoint(path))
+    if src.config.replace(name=model.config.name) != model.config:
+        raise TrainError(f"{path}: architecture differs from the configured model")
+    model.load_state_dict(src.state_dict(), strict=True)
+
+
+@torch.no_grad()
+def validate(model: MLIC, folder: str, n_real: int, criterion: RateDistortionLoss, device) -> dict:
+    """Estimated bpp / PSNR (eval forward) and real coded bpp on the first ``n_real`` images."""
+    files = find_images([folder])[: max(n_real, 1)]
+    model.eval()
+    model.update(force=True)
+    est_bpp = est_psnr = real_bpp = 0.0
+    for path in files:
+        x = torch.from_numpy(load_rgb(path, downscale_jpeg=False)).permute(2, 0, 1)[None].float().div(255).to(device)
+        out = model(x)
+        r = criterion(out, x)
+        est_bpp += r["bpp"].item()
+        est_psnr += r["psnr"].item()
+        enc = model.compress(x)
+        real_bpp += 8 * sum(len(s) for ss in enc["strings"] for s in ss) / (x.shape[-2] * x.shape[-1])
+    n = len(files)
+    model.train()
+    return {"val_bpp_est": est_bpp / n, "val_psnr": est_psnr / n, "val_bpp_real": real_bpp / n}
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callback=None) -> Path:
+    """Run (or resume) training; returns the path of the last checkpoint.
+
+    ``callback(step, stats)``, if given, is called after every step (rank 0 and others).
+    """
+    rank, world, local_rank = _dist_env()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    out = Path(cfg.out)
+    last = out / "last.ckpt"
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build(cfg.model, **cfg.model_overrides)
+    model.transform_precision = cfg.precision
+    if cfg.init and not resume:
+        _initial_weights(model, cfg.init)
+    model.to(device).train()
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+    step = 0
+    if resume:
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt["model"], strict=True)
+        opt.load_state_dict(ckpt["optimizer"])
+        aux_opt.load_state_dict(ckpt["aux_optimizer"])
+        step = int(ckpt["step"])
+        torch.set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+    else:
+        torch.manual_seed(cfg.seed * 1009 + rank)  # quantisation noise differs per rank
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # quantiles get no gradient from the RD loss; the aux loss is identical on every rank
+        DDP._set_params_and_buffers_to_ignore_for_model(model, ["entropy_bottleneck.quantiles"])
+        net = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg)
+    criterion = RateDistortionLoss(cfg.lmbda, cfg.metric)
+    val_folder = cfg.val_data or (str(KODAK) if KODAK.is_dir() else "")
+
+    stop = {"flag": False}
+
+    def _on_signal(signum, frame):
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def save(final_step: int) -> None:
+        rng = [torch.get_rng_state()]
+        if world > 1:
+            gathered = [torch.empty_like(rng[0]) for _ in range(world)]
+            dist.all_gather(gathered, rng[0].to(device) if device.type == "cuda" else rng[0])
+            rng = [g.cpu() for g in gathered]
+        if rank != 0:
+            return
+        ckpt = {
+            "format": CKPT_FORMAT,
+            "config": cfg.to_dict(),
+            "step": final_step,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "aux_optimizer": aux_opt.state_dict(),
+            "rng": rng,
+            "world": world,
+        }
+        _atomic_save(ckpt, last)
+        if cfg.checkpoint_every and final_step % cfg.checkpoint_every == 0:
+            _atomic_save(ckpt, out / f"step-{final_step}.ckpt")
+
+    log_path = out / "log.csv"
+    fields = ["step", "lr", "loss", "bpp", "psnr", "aux", "seconds", "val_bpp_est", "val_bpp_real", "val_psnr"]
+    writer = None
+    if rank == 0:
+        new = not (resume and log_path.exists())
+        log_file = open(log_path, "a" if not new else "w", newline="")
+        writer = csv.DictWriter(log_file, fieldnames=fields)
+        if new:
+            writer.writeheader()
+    board = None
+    if rank == 0:
+        try:  # TensorBoard only when it is installed
+            from torch.utils.tensorboard import SummaryWriter
+
+            board = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            board = None
+    bar = None
+    if rank == 0 and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+
+    t0 = time.perf_counter()
+    try:
+        while step < cfg.steps and not stop["flag"]:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step)
+            x = data.batch(step, cfg.batch, cfg.crop_at(step), rank, world).to(device)
+            opt.zero_grad(set_to_none=True)
+            aux_opt.zero_grad(set_to_none=True)
+            result = criterion(net(x), x)
+            result["loss"].backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
+            opt.step()
+            aux = model.aux_loss()
+            aux.backward()
+            aux_opt.step()
+            step += 1
+            stats = torch.stack([result["loss"].detach(), result["bpp"].detach(), result["mse"].detach()]).float()
+            if world > 1:
+                dist.all_reduce(stats)
+                stats /= world
+            row = None
+            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+                psnr = 10 * torch.log10(1 / stats[2].clamp_min(1e-10)).item()
+                row = {"step": step, "lr": f"{cfg.lr_at(step - 1):.3g}", "loss": f"{stats[0].item():.5f}",
+                       "bpp": f"{stats[1].item():.5f}", "psnr": f"{psnr:.3f}", "aux": f"{aux.item():.3f}",
+                       "seconds": f"{time.perf_counter() - t0:.1f}"}  # fmt: skip
+                if bar is not None:
+                    bar.set_postfix(loss=row["loss"], bpp=row["bpp"], psnr=row["psnr"])
+            if rank == 0 and val_folder and cfg.validate_every and step % cfg.validate_every == 0:
+                row = row or {"step": step}
+                row.update({k: f"{v:.5f}" for k, v in validate(model, val_folder, cfg.val_images, criterion, device).items()})
+            if row is not None:
+                writer.writerow(row)
+                log_file.flush()
+                if board is not None:
+                    for k, v in row.items():
+                        if k not in ("step", "seconds"):
+                            board.add_scalar(k, float(v), step)
+            if bar is not None:
+                bar.update(1)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                save(step)
+            if callback is not None:
+                callback(step, stats)
+            if world > 1:  # a signal seen by any rank stops all of them at the same step
+                flag = torch.tensor([1.0 if stop["flag"] else 0.0], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop["flag"] = bool(flag.item())
+        save(step)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            log_file.close()
+        if board is not None:
+            board.close()
+    return last

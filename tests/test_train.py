@@ -1,0 +1,129 @@
+"""Training: the loss goes down, resume is exact, interrupts save, export feeds the codec, DDP matches."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY
+from mlic.cli.main import main
+from mlic.train import TrainConfig, train
+from mlic.train.config import parse_crops
+from mlic.train.data import CropStream
+from mlic.train.loop import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        yy, xx = np.mgrid[0:96, 128:256]
+        base = np.stack([128 + 100 * np.sin(xx / (5 + i) + i), 128 + 90 * np.cos(yy / (4 + i)), (xx * 2 + yy) % 256], 2)
+        img = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(d / f"p{i}.{'png' if i % 2 else 'jpg'}")
+    (d / "notes.txt").write_text("ignored")
+    return d
+
+
+def tiny_config(folder, out, **kw) -> TrainConfig:
+    base = dict(data=[str(folder)], out=str(out), model="mlic-plus", model_overrides=dict(TINY), lmbda=0.01,
+                steps=40, batch=4, crops="64", lr=1e-3, warmup=5, lr_drops="0.75:0.3", checkpoint_every=0,
+                validate_every=0, seed=3, precision="fp32", log_every=1)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def losses(run: Path) -> list[float]:
+    with open(run / "log.csv") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
+
+
+def test_batches_depend_only_on_seed_and_step(folder):
+    data = CropStream([folder], seed=1)
+    assert len(data) == 4
+    a = data.batch(7, 4, 64)
+    assert torch.equal(a, data.batch(7, 4, 64))
+    assert not torch.equal(a, data.batch(8, 4, 64))
+    halves = torch.cat([data.batch(7, 4, 64, rank=r, world=2) for r in range(2)])
+    assert torch.equal(a, halves)
+    assert parse_crops("256,512@0.8") == [(0.0, 256), (0.8, 512)]
+    with pytest.raises(ValueError):
+        parse_crops("100")
+
+
+def test_tiny_model_loss_goes_down(folder, tmp_path):
+    cfg = tiny_config(folder, tmp_path / "run", steps=100)
+    train(cfg, progress=False)
+    curve = losses(tmp_path / "run")
+    assert len(curve) == 100
+    assert np.mean(curve[-10:]) < 0.6 * np.mean(curve[:10])
+
+
+def test_resume_after_sigint_reproduces_the_uninterrupted_run(folder, tmp_path):
+    torch.use_deterministic_algorithms(True)
+    try:
+        full = tiny_config(folder, tmp_path / "full", deterministic=True)
+        train(full, progress=False)
+
+        def interrupt(step, stats):
+            if step == 17:
+                signal.raise_signal(signal.SIGINT)  # the real handler: save and stop
+
+        part = tiny_config(folder, tmp_path / "part", deterministic=True)
+        train(part, progress=False, callback=interrupt)
+        assert load_checkpoint(tmp_path / "part" / "last.ckpt")["step"] == 17
+        train(part, resume=True, progress=False)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    a = load_checkpoint(tmp_path / "full" / "last.ckpt")
+    b = load_checkpoint(tmp_path / "part" / "last.ckpt")
+    assert a["step"] == b["step"] == 40
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert losses(tmp_path / "full") == losses(tmp_path / "part")
+
+
+def test_export_then_compress(folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny_config(folder, run, steps=5), progress=False)
+    weights = tmp_path / "w.safetensors"
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    assert weights.with_suffix(".json").exists()
+    img = next(folder.glob("*.png"))
+    out = tmp_path / "x.mlic"
+    assert main(["compress", str(img), "-o", str(out), "--weights", str(weights), "--verify"]) == 0
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 2  # no overwrite
+    assert main(["train", str(folder), "--out", str(tmp_path / "r2")]) == 1  # no lambda
+    assert main(["export", str(img), "-o", str(tmp_path / "y.safetensors")]) == 2
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX only")
+def test_two_process_ddp_matches_one_process(folder, tmp_path):
+    common = [str(folder), "--model", "mlic-plus", "--lambda", "0.01", "--steps", "8", "--batch", "4",
+              "--crop", "64", "--lr", "1e-3", "--warmup", "2", "--seed", "5", "--precision", "fp32",
+              "--threads", "1", "--checkpoint-every", "0", "--validate-every", "0", "--log-every", "1", "--quiet"]  # fmt: skip
+    for key, value in TINY.items():
+        common += ["--set", f"{key}={list(value) if isinstance(value, tuple) else value}".replace(" ", "")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "mlic.cli.main", "train", *common, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                          "-m", "mlic.cli.main", "train", *common, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = np.array(losses(tmp_path / "one")), np.array(losses(tmp_path / "two"))
+    assert len(a) == len(b) == 8
+    # same data and same initial weights; only the quantisation noise differs between the runs
+    np.testing.assert_allclose(a, b, rtol=0.02)
+    assert load_checkpoint(tmp_path / "two" / "last.ckpt")["world"] == 2
