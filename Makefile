@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) benchmarks/entropy_coder.py
+	$(PY) scripts/demo.py
 
 # pytest exits 5 when it collects nothing: that is a broken suite, so fail loudly.
 test: $(STAMP)

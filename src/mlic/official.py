@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .errors import MlicError
+from .io.weights import safe_torch_load
 from .models import MLIC, build
 
 _RENAMES = [
@@ -135,14 +136,7 @@ def model_for_official(sd: dict[str, Tensor]) -> MLIC:
 
 def load_official_checkpoint(path: str | Path) -> MLIC:
     """Read an official checkpoint safely (``weights_only=True``) into a ready-to-code model."""
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: checkpoint is not a dict")
+    ckpt = safe_torch_load(path, CheckpointError)
     renamed, config = _renamed(ckpt)
     model = build("mlic-plusplus", **config)
     model.load_state_dict(_fill(model, renamed), strict=True)

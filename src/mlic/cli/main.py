@@ -66,6 +66,18 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _plan_outputs(args, suffix: str) -> tuple[list[Path], list[Path]]:
+    """Inputs and their outputs, checked before any work: never the input, never an existing file without --force."""
+    inputs = [Path(p) for p in args.inputs]
+    outputs = [_out_path(p, args.output, len(inputs), suffix) for p in inputs]
+    for src, dst in zip(inputs, outputs):
+        if _same_file(src, dst):
+            raise UsageError(f"output {dst} would overwrite its input")
+        if dst.exists() and not args.force:
+            raise MlicError(f"{dst} exists; use -o to choose another name or --force to overwrite")
+    return inputs, outputs
+
+
 # -- compress ---------------------------------------------------------------------
 def _encoder_model(args):
     from .. import zoo
@@ -87,13 +99,7 @@ def _cmd_compress(args) -> int:
     _set_threads(args.threads)
     if args.tile <= 0 or args.tile % 64:
         raise UsageError("--tile must be a positive multiple of 64")
-    inputs = [Path(p) for p in args.inputs]
-    outputs = [_out_path(p, args.output, len(inputs), ".mlic") for p in inputs]
-    for src, dst in zip(inputs, outputs):
-        if _same_file(src, dst):
-            raise UsageError(f"output {dst} would overwrite its input")
-        if dst.exists() and not args.force:
-            raise MlicError(f"{dst} exists; use --force to overwrite")
+    inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric = _encoder_model(args)
     failures = 0
     for src, dst in zip(_progress(inputs, "compress"), outputs):
@@ -148,13 +154,7 @@ def _cmd_decompress(args) -> int:
     from ..io.image import write_png
 
     _set_threads(args.threads)
-    inputs = [Path(p) for p in args.inputs]
-    outputs = [_out_path(p, args.output, len(inputs), ".png") for p in inputs]
-    for src, dst in zip(inputs, outputs):
-        if _same_file(src, dst):
-            raise UsageError(f"output {dst} would overwrite its input")
-        if dst.exists() and not args.force:
-            raise MlicError(f"{dst} exists; use -o to choose another name or --force to overwrite")
+    inputs, outputs = _plan_outputs(args, ".png")
     cache: dict = {}
     failures = 0
     for src, dst in zip(_progress(inputs, "decompress"), outputs):
@@ -257,8 +257,9 @@ def _cmd_train(args) -> int:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
-    if args.lmbda is None and args.quality is None:
+    if args.lmbda is None and args.quality is None and not args.resume:
         raise UsageError("give --lambda or --quality")
+    lmbda = args.lmbda
     if args.quality is not None:
         from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
 
@@ -266,15 +267,13 @@ def _cmd_train(args) -> int:
         if not 1 <= args.quality <= len(ladder):
             raise UsageError(f"--quality must be 1-{len(ladder)}")
         lmbda = ladder[args.quality - 1]
-    else:
-        lmbda = args.lmbda
     try:
         parse_crops(args.crop)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
-        lmbda=lmbda, steps=args.steps, batch=args.batch, crops=args.crop, lr=args.lr, warmup=args.warmup,
+        lmbda=lmbda or 0.0, steps=args.steps or 100_000, batch=args.batch, crops=args.crop, lr=args.lr, warmup=args.warmup,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
         val_images=args.val_images, log_every=args.log_every, init=args.init or "", deterministic=args.deterministic,
@@ -283,7 +282,9 @@ def _cmd_train(args) -> int:
         from ..train.loop import load_checkpoint
 
         saved = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["config"])
-        saved.steps, saved.out = args.steps, args.out  # a resumed run may be extended
+        saved.out = args.out
+        if args.steps:  # a resumed run may be extended
+            saved.steps = args.steps
         cfg = saved
     last = train(cfg, resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {last}")
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
     t.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off")
     t.add_argument("--quality", type=int, help="1-6: lambda from the spec's ladder for --metric")
-    t.add_argument("--steps", type=int, default=100_000, help="total optimisation steps")
+    t.add_argument("--steps", type=int, help="total optimisation steps (default 100000; with --resume: as saved)")
     t.add_argument("--batch", type=int, default=8, help="global batch size")
     t.add_argument("--crop", default="256", help="crop schedule, e.g. 256 or 256,512@0.8")
     t.add_argument("--lr", type=float, default=1e-4)

@@ -54,6 +54,22 @@ def model_digest(model: MLIC) -> str:
     return cached[1]
 
 
+def safe_torch_load(path: str | Path, error: type[MlicError], what: str = "PyTorch checkpoint") -> dict:
+    """``torch.load(weights_only=True)`` of a dict, with every failure turned into ``error``.
+
+    ``weights_only`` never unpickles arbitrary objects (code in a hostile file does not run).
+    """
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except Exception as exc:
+        raise error(f"{path}: not a readable {what} ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{path}: {what} is not a dict")
+    return obj
+
+
 def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` (after ``update()``) atomically to ``path``."""
     path = Path(path)

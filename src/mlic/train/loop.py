@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import MlicError
-from ..io.weights import WeightsError, load_model, save_model
+from ..io.weights import load_model, safe_torch_load, save_model
 from ..models import MLIC, build
 from .config import TrainConfig
 from .data import CropStream, find_images, load_rgb
@@ -50,13 +50,8 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainError(f"{path}: no such checkpoint") from None
-    except Exception as exc:
-        raise TrainError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+    ckpt = safe_torch_load(path, TrainError, "training checkpoint")
+    if ckpt.get("format") != CKPT_FORMAT:
         raise TrainError(f"{path}: not an mlic training checkpoint")
     return ckpt
 
