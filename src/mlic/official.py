@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from .errors import MlicError
