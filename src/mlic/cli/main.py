@@ -276,7 +276,8 @@ def _cmd_train(args) -> int:
         lmbda=lmbda or 0.0, steps=args.steps or 100_000, batch=args.batch, crops=args.crop, lr=args.lr, warmup=args.warmup,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
-        val_images=args.val_images, log_every=args.log_every, init=args.init or "", deterministic=args.deterministic,
+        val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
+        downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic,
     )  # fmt: skip
     if args.resume:
         from ..train.loop import load_checkpoint
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val", help="validation folder (default ../shared/data/kodak when present)")
     t.add_argument("--val-images", type=int, default=4, help="validation images compressed for real")
     t.add_argument("--log-every", type=int, default=10, help="steps between rows of log.csv")
+    t.add_argument("--max-side", type=int, default=0, help="downsample larger sources 2x (repeatedly) below this side")
+    t.add_argument("--keep-jpeg-size", action="store_true", help="do not downsample JPEG sources 2x on loading")
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")

@@ -43,7 +43,8 @@ class TrainConfig:
     val_data: str = ""  # folder; default ../shared/data/kodak when present
     val_images: int = 4  # images really compressed at validation
     log_every: int = 10
-    downscale_jpeg: bool = True
+    downscale_jpeg: bool = True  # JPEG sources are downsampled 2x (antialiased) on loading
+    max_side: int = 0  # sources larger than this are downsampled by powers of 2 (0 = never)
     init: str = ""  # weights (.safetensors) or checkpoint to start from (fine-tuning)
     deterministic: bool = False
 
