@@ -273,7 +273,7 @@ def _cmd_train(args) -> int:
         raise UsageError(str(exc)) from None
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
-        lmbda=lmbda or 0.0, steps=args.steps or 100_000, batch=args.batch, crops=args.crop, lr=args.lr, warmup=args.warmup,
+        lmbda=lmbda or 0.0, steps=args.steps or 100_000, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
@@ -352,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=8, help="global batch size")
     t.add_argument("--crop", default="256", help="crop schedule, e.g. 256 or 256,512@0.8")
     t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--aux-lr", type=float, default=1e-3, help="Adam learning rate of the bottleneck quantiles")
     t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
     t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
     t.add_argument("--seed", type=int, default=0)
