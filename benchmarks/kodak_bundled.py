@@ -74,9 +74,16 @@ def main() -> None:
     for name in ("jpeg.json", "webp.json"):
         ab, ap_ = anchor(name)
         if len(rows) >= 2:
-            print(f"BD-rate vs {name[:-5]}: {bd_rate(ab, ap_, bpp, psnr):+.2f} %")
+            try:
+                print(f"BD-rate vs {name[:-5]}: {bd_rate(ab, ap_, bpp, psnr):+.2f} %")
+            except ValueError as exc:
+                print(f"BD-rate vs {name[:-5]}: not defined ({exc}; its PSNR range is {ap_.min():.2f}-{ap_.max():.2f} dB)")
         elif rows:
-            print(f"rate vs {name[:-5]} at {psnr[0]:.2f} dB: {rate_saving_at(ab, ap_, bpp[0], psnr[0]):+.2f} % (single point)")
+            if ap_.min() <= psnr[0] <= ap_.max():
+                saving = rate_saving_at(ab, ap_, bpp[0], psnr[0])
+                print(f"rate vs {name[:-5]} at {psnr[0]:.2f} dB: {saving:+.2f} % (single point)")
+            else:
+                print(f"{name[:-5]}: {psnr[0]:.2f} dB is outside its published PSNR range {ap_.min():.2f}-{ap_.max():.2f} dB")
     if args.output:
         out = {"name": "mlic-bundled", "description": "bundled models, real bitstreams, Kodak",
                "results": {"bpp": bpp.tolist(), "psnr-rgb": psnr.tolist(),

@@ -17,6 +17,6 @@ def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM (pytorch_msssim, 5 scales, data range 255) of two [H, W, 3] uint8 images (>= 161 px sides)."""
     from pytorch_msssim import ms_ssim
 
-    ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
-    tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].float()
+    ta = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float()
+    tb = torch.from_numpy(np.array(b, copy=True)).permute(2, 0, 1)[None].float()
     return float(ms_ssim(ta, tb, data_range=255.0))

@@ -122,6 +122,12 @@ def to_pil(data: ImageData) -> Image.Image:
     return Image.fromarray(data.rgb)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write, force: bool = False) -> Path:
     """Create ``path`` through a temporary file in the same folder and an atomic rename.
 
@@ -137,6 +143,7 @@ def atomic_write(path: str | Path, write, force: bool = False) -> Path:
     except OSError as exc:
         raise ImageError(f"cannot write in {folder}: {exc.strerror or exc}") from None
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -86,6 +86,9 @@ def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

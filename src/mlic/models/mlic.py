@@ -65,6 +65,8 @@ class MLICConfig:
     window: int = 5
 
     def __post_init__(self) -> None:
+        for key in ("channel_hidden", "params_hidden", "lrp_hidden"):  # lists (JSON, CLI) -> tuples
+            object.__setattr__(self, key, tuple(int(v) for v in getattr(self, key)))
         if self.M % self.slices:
             raise ValueError(f"M={self.M} is not divisible into {self.slices} slices")
         if self.local not in ("window", "conv"):

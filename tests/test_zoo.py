@@ -1,0 +1,61 @@
+"""Bundled weights: they load offline, their hashes match, and they code a real photo sensibly."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlic import zoo
+from mlic.cli.main import main
+from mlic.codec import compress_image, decompress_bytes
+from mlic.eval import psnr_rgb
+from mlic.io.image import ImageData, read_image
+from mlic.io.weights import WeightsError, load_model, model_digest
+
+ENTRIES = zoo.entries()
+SAMPLE = Path(str(resources.files("mlic") / "samples" / "astronaut.png"))
+
+
+def test_manifest_lists_files_that_exist_and_are_small():
+    assert ENTRIES, "no bundled weights"
+    for e in ENTRIES:
+        assert e.path.is_file(), e.file
+        assert e.path.stat().st_size < 25 * 1024 * 1024
+        assert len(e.sha256) == 64
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e.model}-q{e.quality}")
+def test_bundled_weights_load_verify_and_round_trip(entry):
+    model = zoo.load(entry)
+    assert model_digest(model) == entry.sha256
+    crop = read_image(SAMPLE).rgb[128:256, 160:288]
+    data = compress_image(model, ImageData(np.ascontiguousarray(crop)), quality=entry.quality, metric=entry.metric)
+    out = decompress_bytes(data, model)
+    bpp = 8 * len(data) / (128 * 128)
+    psnr = psnr_rgb(crop, out.rgb)
+    # bands for the weights shipped now (measured on the whole photo: q3 about 0.3 bpp, 25 dB)
+    assert 0.05 < bpp < 2.0, bpp
+    assert 21.0 < psnr < 45.0, psnr
+
+
+def test_corrupted_weights_are_refused(tmp_path):
+    e = ENTRIES[0]
+    bad = tmp_path / "bad.safetensors"
+    raw = bytearray(e.path.read_bytes())
+    raw[-1000] ^= 0xFF  # inside the tensor data
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="corrupted"):
+        load_model(bad)
+
+
+def test_default_model_needs_no_weights_option(tmp_path):
+    src = tmp_path / "photo.jpg"
+    from PIL import Image
+
+    Image.open(SAMPLE).crop((100, 100, 260, 220)).save(src, quality=95)
+    assert main(["compress", str(src)]) == 0
+    assert main(["decompress", str(tmp_path / "photo.mlic")]) == 0
+    assert Image.open(tmp_path / "photo.png").size == (160, 120)
