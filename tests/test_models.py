@@ -224,3 +224,11 @@ def test_channels_last_input_trains_safely():
     for _ in range(3):
         out = model(x)
         sum(l.log().sum() for l in out["likelihoods"].values()).neg().backward()
+
+
+def test_config_lists_from_json_or_cli_equal_tuples():
+    from mlic.models import MLICConfig
+
+    a = MLICConfig(channel_hidden=[64, 48], params_hidden=[1, 2, 3], lrp_hidden=[4, 5])
+    assert a == MLICConfig(channel_hidden=(64, 48), params_hidden=(1, 2, 3), lrp_hidden=(4, 5))
+    assert MLICConfig.from_dict(a.to_dict()) == a
