@@ -211,3 +211,14 @@ def test_decoding_in_a_fresh_process_with_another_thread_count_is_exact(tmp_path
         r = _mlic("decompress", *files, "-o", folder, "--weights", weights, threads=dec_threads)
         assert r.returncode == 0, r.stderr  # the desync guard verified every slice of every image
         assert len(list(folder.glob("*.png"))) == 24
+
+
+def test_a_bad_file_in_a_batch_does_not_stop_the_others(tmp_path, weights, capsys):
+    good = tmp_path / "good.png"
+    photo().save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert run("compress", good, bad, "-o", tmp_path, "--weights", weights) == 2
+    captured = capsys.readouterr()
+    assert (tmp_path / "good.mlic").exists() and not (tmp_path / "bad.mlic").exists()
+    assert captured.err.count("mlic: error:") == 1 and "bad.png" in captured.err

@@ -78,6 +78,25 @@ def _plan_outputs(args, suffix: str) -> tuple[list[Path], list[Path]]:
     return inputs, outputs
 
 
+def _run_batch(inputs: list[Path], outputs: list[Path], desc: str, one) -> int:
+    """Run ``one(src, dst) -> summary`` per file: one line each; with several files an error
+    skips that file (reported on stderr) and the exit code says some failed."""
+    failures = 0
+    for src, dst in zip(_progress(inputs, desc), outputs):
+        t0 = time.perf_counter()
+        try:
+            summary = one(src, dst)
+        except MlicError as exc:
+            if len(inputs) == 1:
+                raise
+            failures += 1
+            message = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+            print(f"mlic: error: {message}", file=sys.stderr)
+            continue
+        print(f"{src} -> {dst}: {summary}, {time.perf_counter() - t0:.2f} s")
+    return EXIT_INPUT if failures else EXIT_OK
+
+
 # -- compress ---------------------------------------------------------------------
 def _encoder_model(args):
     from .. import zoo
@@ -101,22 +120,15 @@ def _cmd_compress(args) -> int:
         raise UsageError("--tile must be a positive multiple of 64")
     inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric = _encoder_model(args)
-    failures = 0
-    for src, dst in zip(_progress(inputs, "compress"), outputs):
-        try:
-            t0 = time.perf_counter()
-            image = read_image(src)
-            data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify)
-            atomic_write(dst, lambda f: f.write(data), force=args.force)
-            bpp = 8 * len(data) / (image.height * image.width)
-            checked = ", verified" if args.verify else ""
-            print(f"{src} -> {dst}: {len(data):,} bytes, {bpp:.4f} bpp, {time.perf_counter() - t0:.2f} s{checked}")
-        except MlicError as exc:
-            if len(inputs) == 1:
-                raise
-            failures += 1
-            print(f"mlic: error: {exc}", file=sys.stderr)
-    return EXIT_INPUT if failures else EXIT_OK
+
+    def one(src: Path, dst: Path) -> str:
+        image = read_image(src)
+        data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify)
+        atomic_write(dst, lambda f: f.write(data), force=args.force)
+        bpp = 8 * len(data) / (image.height * image.width)
+        return f"{len(data):,} bytes, {bpp:.4f} bpp" + (", verified" if args.verify else "")
+
+    return _run_batch(inputs, outputs, "compress", one)
 
 
 # -- decompress -------------------------------------------------------------------
@@ -156,20 +168,14 @@ def _cmd_decompress(args) -> int:
     _set_threads(args.threads)
     inputs, outputs = _plan_outputs(args, ".png")
     cache: dict = {}
-    failures = 0
-    for src, dst in zip(_progress(inputs, "decompress"), outputs):
-        try:
-            t0 = time.perf_counter()
-            f = unpack(_read_mlic(src))
-            image = decompress_file(f, _decoder_model(f.header, args.weights, cache))
-            write_png(dst, image, force=args.force)
-            print(f"{src} -> {dst}: {image.width}x{image.height} {image.layout}, {time.perf_counter() - t0:.2f} s")
-        except MlicError as exc:
-            if len(inputs) == 1:
-                raise
-            failures += 1
-            print(f"mlic: error: {src}: {exc}", file=sys.stderr)
-    return EXIT_INPUT if failures else EXIT_OK
+
+    def one(src: Path, dst: Path) -> str:
+        f = unpack(_read_mlic(src))
+        image = decompress_file(f, _decoder_model(f.header, args.weights, cache))
+        write_png(dst, image, force=args.force)
+        return f"{image.width}x{image.height} {image.layout}"
+
+    return _run_batch(inputs, outputs, "decompress", one)
 
 
 # -- info, zoo --------------------------------------------------------------------
