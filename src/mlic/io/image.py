@@ -122,10 +122,11 @@ def to_pil(data: ImageData) -> Image.Image:
     return Image.fromarray(data.rgb)
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions a plainly created file would get (0666 less the umask); mkstemp uses 0600."""
     mask = os.umask(0o022)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write(path: str | Path, write, force: bool = False) -> Path:
@@ -143,7 +144,7 @@ def atomic_write(path: str | Path, write, force: bool = False) -> Path:
     except OSError as exc:
         raise ImageError(f"cannot write in {folder}: {exc.strerror or exc}") from None
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual permissions
+        os.chmod(tmp, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import MlicError
+from .image import new_file_mode
 from ..models import MLIC, MLICConfig
 
 FORMAT = "mlic-weights"
@@ -86,9 +87,7 @@ def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
