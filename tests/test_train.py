@@ -18,7 +18,7 @@ from conftest import TINY
 from mlic.cli.main import main
 from mlic.train import TrainConfig, train
 from mlic.train.config import parse_crops
-from mlic.train.data import CropStream
+from mlic.train.data import CropStream, DataError
 from mlic.train.loop import load_checkpoint
 
 
@@ -59,6 +59,28 @@ def test_batches_depend_only_on_seed_and_step(folder):
     assert parse_crops("256,512@0.8") == [(0.0, 256), (0.8, 512)]
     with pytest.raises(ValueError):
         parse_crops("100")
+
+
+def test_pyramid_and_detail_biased_crops(tmp_path):
+    # one 512x512 source: left half flat grey, right half noise
+    rng = np.random.default_rng(0)
+    img = np.full((512, 512, 3), 120, np.uint8)
+    img[:, 256:] = rng.integers(0, 256, (512, 256, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "half.png")
+    plain = CropStream([tmp_path], seed=0)
+    levels = CropStream([tmp_path], seed=0, pyramid=3)
+    assert [im.shape[:2] for im in levels.images] == [(512, 512), (256, 256)]  # stops below 256
+    uniform = plain.batch(0, 64, 64)
+    picked = CropStream([tmp_path], seed=0, candidates=4).batch(0, 64, 64)
+
+    def flat_share(b):
+        return float((b.flatten(1).std(1) < 1e-3).float().mean())
+
+    assert flat_share(uniform) > 0.2  # uniform crops often land on the flat half
+    assert flat_share(picked) < flat_share(uniform) / 3
+    assert torch.equal(picked, CropStream([tmp_path], seed=0, candidates=4).batch(0, 64, 64))
+    with pytest.raises(DataError):
+        CropStream([tmp_path], candidates=0)
 
 
 def test_tiny_model_loss_goes_down(folder, tmp_path):

@@ -283,6 +283,7 @@ def _cmd_train(args) -> int:
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
+        pyramid=args.pyramid, crop_candidates=args.crop_candidates,
         downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic,
     )  # fmt: skip
     if args.resume:
@@ -371,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int, default=10, help="steps between rows of log.csv")
     t.add_argument("--max-side", type=int, default=0, help="downsample larger sources 2x (repeatedly) below this side")
     t.add_argument("--keep-jpeg-size", action="store_true", help="do not downsample JPEG sources 2x on loading")
+    t.add_argument("--pyramid", type=int, default=1, help="also train on each source at 1/2, 1/4, ... (levels in all)")
+    t.add_argument("--crop-candidates", type=int, default=1,
+                   help="crop positions drawn per item; the most detailed is kept (1 = uniform crops)")
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")

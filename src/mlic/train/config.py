@@ -45,6 +45,8 @@ class TrainConfig:
     log_every: int = 10
     downscale_jpeg: bool = True  # JPEG sources are downsampled 2x (antialiased) on loading
     max_side: int = 0  # sources larger than this are downsampled by powers of 2 (0 = never)
+    pyramid: int = 1  # each source also at 1/2, 1/4, ... of its size (levels in all)
+    crop_candidates: int = 1  # crop positions drawn per item; the most detailed one is kept
     init: str = ""  # weights (.safetensors) or checkpoint to start from (fine-tuning)
     deterministic: bool = False
 

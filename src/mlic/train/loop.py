@@ -166,7 +166,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
         DDP._set_params_and_buffers_to_ignore_for_model(model, ["entropy_bottleneck.quantiles"])
         net = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
-    data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg, max_side=cfg.max_side)
+    data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg, max_side=cfg.max_side,
+                      pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
     criterion = RateDistortionLoss(cfg.lmbda, cfg.metric)
     val_folder = cfg.val_data or (str(KODAK) if KODAK.is_dir() else "")
 
