@@ -183,7 +183,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, weights, capsys):
 
 
 def test_every_verb_has_help(capsys):
-    for verb in ("compress", "decompress", "info", "zoo", "convert-official"):
+    for verb in ("compress", "decompress", "info", "zoo", "convert-official", "train", "export",
+                 "eval", "bench", "bd-rate", "plot", "report"):
         with pytest.raises(SystemExit) as exc:
             main([verb, "--help"])
         assert exc.value.code == 0

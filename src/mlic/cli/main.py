@@ -15,37 +15,17 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import MlicError
-
-EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPT = 0, 1, 2, 130
-DEFAULT_MODEL = "mlic-plus"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse exits 2 by default; usage errors are 1 here
-        self.print_usage(sys.stderr)
-        print(f"mlic: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-class UsageError(Exception):
-    """Wrong combination of arguments (exit code 1)."""
-
-
-def _set_threads(n: int | None) -> None:
-    if n is not None:
-        import torch
-
-        if n < 1:
-            raise UsageError("--threads must be at least 1")
-        torch.set_num_threads(n)
-
-
-def _progress(items: list, desc: str):
-    if len(items) < 2:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False)
+from .common import (  # noqa: F401 - re-exported for tests and the other verbs
+    DEFAULT_MODEL,
+    EXIT_INPUT,
+    EXIT_INTERRUPT,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    _Parser,
+    _progress,
+    _set_threads,
+)
 
 
 def _out_path(src: Path, output: str | None, n_inputs: int, suffix: str) -> Path:
@@ -399,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", required=True, help="output .safetensors file")
     v.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     v.set_defaults(func=_cmd_convert_official)
+
+    from .evaluate import add_commands
+
+    add_commands(sub)
     return p
 
 

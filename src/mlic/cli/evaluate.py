@@ -1,0 +1,248 @@
+"""The evaluation verbs: ``eval``, ``bench``, ``bd-rate``, ``plot`` and ``report``."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import MlicError
+from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Image files, and the images directly inside given folders (sorted)."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise MlicError(f"{p}: no images in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise MlicError(f"{p}: no such file or folder")
+    return out
+
+
+def _check_output(path: str | None, force: bool) -> None:
+    if path and Path(path).exists() and not force:
+        raise MlicError(f"{path} exists; use --force to overwrite")
+
+
+def _print_curve(results) -> None:
+    s = results.series
+    print(f"{results.name}: {results.extra.get('images')} images, bpp from {results.extra.get('bpp_kind')}")
+    print(f"{'quality':>8} {'bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
+    for i in range(len(s["bpp"])):
+        ms = s["ms-ssim-rgb"][i]
+        print(f"{s['quality'][i]:>8g} {s['bpp'][i]:>8.4f} {s['psnr-rgb'][i]:>8.3f} "
+              f"{'n/a' if ms is None else f'{ms:.4f}':>8} {s['encoding_time'][i]:>7.3f} {s['decoding_time'][i]:>7.3f}")  # fmt: skip
+
+
+# -- eval -------------------------------------------------------------------------------
+def _eval_points(args):
+    """[(quality, model, record)] for the requested weights or bundled qualities."""
+    from .. import zoo
+    from ..io.weights import load_model, model_digest
+
+    points = []
+    if args.weights:
+        if args.quality:
+            raise UsageError("--quality selects bundled models; with --weights each file is one rate point")
+        for i, w in enumerate(args.weights, 1):
+            model = load_model(w)
+            if args.model and model.config.name != args.model:
+                raise UsageError(f"--model {args.model} but {w} holds {model.config.name}")
+            points.append((i, model, {"quality": i, "weights": str(Path(w).resolve()), "sha256": model_digest(model)}))
+        return points
+    name = args.model or DEFAULT_MODEL
+    entries = [e for e in zoo.entries() if e.model == name and e.metric == args.metric]
+    if args.quality:
+        entries = [zoo.find(name, q, args.metric) for q in args.quality]
+    if not entries:
+        zoo.find(name, None, args.metric)  # raises with the list of what is bundled
+    for e in sorted(entries, key=lambda e: e.quality):
+        record = {"quality": e.quality, "weights": f"bundled:{e.model}/{e.metric}/q{e.quality}", "sha256": e.sha256, "lambda": e.lmbda}
+        points.append((e.quality, zoo.load(e), record))
+    return points
+
+
+def _cmd_eval(args) -> int:
+    from ..eval.results import save_results
+    from ..eval.runner import model_codec, run_points
+
+    _set_threads(args.threads)
+    _check_output(args.output, args.force)
+    images = expand_inputs(args.inputs)
+    points = _eval_points(args)
+    name = args.name or points[0][1].config.name
+    metric = "custom" if args.weights else args.metric
+    fns = [(q, model_codec(m, estimate=args.estimate, quality=q if not args.weights else 0, metric=metric)) for q, m, _ in points]
+    kind = "estimate" if args.estimate else "bitstream"
+    results = run_points(
+        name, fns, images, bpp_kind=kind, progress=not args.quiet,
+        description=f"{name}, {'entropy estimate' if args.estimate else 'real .mlic files'}, {len(images)} images",
+        extra={"source": "mlic", "points": [r for _, _, r in points]},
+    )  # fmt: skip
+    _print_curve(results)
+    if args.output:
+        print(f"results: {save_results(results, args.output, force=True)}")
+    return EXIT_OK
+
+
+# -- bench ------------------------------------------------------------------------------
+def _cmd_bench(args) -> int:
+    from ..eval import classic
+    from ..eval.results import save_results
+    from ..eval.runner import run_points
+
+    _set_threads(args.threads)
+    _check_output(args.output, args.force)
+    codec = classic.get(args.codec)
+    codec.check()
+    images = expand_inputs(args.inputs)
+    values = args.values or list(codec.sweep)
+    points = [(v, codec.codec(v, args.preset) if args.preset else codec.codec(v)) for v in values]
+    extra = {"source": "bench", "codec": codec.name, "parameter": codec.parameter}
+    if args.preset:
+        extra["preset"] = args.preset
+    results = run_points(args.name or codec.name, points, images, bpp_kind="bitstream", progress=not args.quiet,
+                         description=f"{codec.label}, {codec.parameter} sweep, {len(images)} images", extra=extra)  # fmt: skip
+    _print_curve(results)
+    if args.output:
+        print(f"results: {save_results(results, args.output, force=True)}")
+    return EXIT_OK
+
+
+# -- bd-rate ----------------------------------------------------------------------------
+def _cmd_bd_rate(args) -> int:
+    from ..eval.bd import bd_psnr, bd_rate
+    from ..eval.results import load_results
+
+    anchor = load_results(args.anchor)
+    unit = "dB" if args.metric == "psnr-rgb" else ""
+    computed = 0
+    print(f"anchor: {anchor.name} ({len(anchor.series['bpp'])} points), metric {args.metric}, {args.method}")
+    for path in args.tests:
+        test = load_results(path)
+        ra, qa = anchor.values("bpp"), anchor.values(args.metric)
+        rt, qt = test.values("bpp"), test.values(args.metric)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                rate = bd_rate(ra, qa, rt, qt, args.method)
+                delta = bd_psnr(ra, qa, rt, qt, args.method)
+            except ValueError as exc:
+                print(f"mlic: warning: {test.name}: {exc}; BD-rate not defined "
+                      f"(anchor {min(qa):.4g}-{max(qa):.4g}, test {min(qt):.4g}-{max(qt):.4g})", file=sys.stderr)  # fmt: skip
+                print(f"{test.name}: BD-rate n/a")
+                continue
+        for w in {str(w.message) for w in caught}:
+            print(f"mlic: warning: {test.name}: {w}", file=sys.stderr)
+        computed += 1
+        print(f"{test.name}: BD-rate {rate:+.2f} %, BD-{'PSNR' if unit else 'quality'} {delta:+.4f}{(' ' + unit) if unit else ''}")
+    return EXIT_OK if computed else EXIT_INPUT
+
+
+# -- plot / report ----------------------------------------------------------------------
+def _cmd_plot(args) -> int:
+    from ..eval.plot import save_plot
+    from ..eval.results import load_results
+
+    results = [load_results(p) for p in args.results]
+    out = save_plot(results, args.output, force=args.force, title=args.title or "", max_bpp=args.max_bpp)
+    print(f"plot: {out}")
+    return EXIT_OK
+
+
+def _cmd_report(args) -> int:
+    from ..eval.report import build_report
+    from ..eval.results import load_results
+    from ..io.image import atomic_write
+
+    _set_threads(args.threads)
+    out_dir = Path(args.output)
+    page = out_dir / "index.html"
+    _check_output(str(page), args.force)
+    results = [load_results(p) for p in args.results]
+    images = expand_inputs([args.images]) if args.images else []
+    text = build_report(results, images, anchor=args.anchor, crops=args.crops, method=args.method, title=args.title)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MlicError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    atomic_write(page, lambda f: f.write(text.encode()), force=True)
+    print(f"report: {page}")
+    return EXIT_OK
+
+
+def add_commands(sub) -> None:
+    from ..eval.bd import METHODS
+    from ..eval.classic import CODECS
+
+    ev = sub.add_parser("eval", help="evaluate models with real bitstreams (RD results JSON)",
+                        description="Compress and decompress every image for real with each rate point; report "
+                        "bpp (whole file), PSNR-RGB, MS-SSIM and times in CompressAI's results schema.")  # fmt: skip
+    ev.add_argument("inputs", nargs="+", metavar="INPUT", help="images or folders of images")
+    ev.add_argument("--model", help=f"bundled model family (default {DEFAULT_MODEL})")
+    ev.add_argument("--quality", type=int, nargs="+", help="bundled qualities (default: all bundled)")
+    ev.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled models' training metric")
+    ev.add_argument("--weights", nargs="+", help="weights files instead of bundled models (one rate point each)")
+    ev.add_argument("--estimate", action="store_true", help="entropy estimate from the likelihoods instead of real files")
+    ev.add_argument("--name", help="curve name in the results (default: the model family)")
+    ev.add_argument("-o", "--output", help="results JSON file")
+    ev.add_argument("--force", action="store_true", help="overwrite OUTPUT")
+    ev.add_argument("--threads", type=int, help="CPU threads for torch")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_eval)
+
+    b = sub.add_parser("bench", help="run a classic codec over images (RD results JSON)",
+                       description="Sweep a classic codec's quality setting over images: " +
+                       "; ".join(f"{c.name} = {c.label}" for c in CODECS.values()) + ". Needs mlic[bench] for jpegxl, x265, vvenc.")  # fmt: skip
+    b.add_argument("codec", choices=sorted(CODECS), metavar="CODEC", help=", ".join(CODECS))
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="images or folders of images")
+    b.add_argument("--values", type=float, nargs="+", help="quality settings (default: the codec's sweep)")
+    b.add_argument("--preset", help="encoder preset for x265 (default veryslow) and vvenc (default medium)")
+    b.add_argument("--name", help="curve name (default: the codec name)")
+    b.add_argument("-o", "--output", help="results JSON file")
+    b.add_argument("--force", action="store_true", help="overwrite OUTPUT")
+    b.add_argument("--threads", type=int, help="CPU threads for torch (colour conversions)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_bench)
+
+    d = sub.add_parser("bd-rate", help="Bjontegaard deltas of results files against an anchor",
+                       description="Bjontegaard rate and quality deltas (exact integration over the overlap). "
+                       "Warns with fewer than 4 points or without overlap.")  # fmt: skip
+    d.add_argument("anchor", help="anchor results JSON (CompressAI schema or the MLIC papers' bpp/psnr)")
+    d.add_argument("tests", nargs="+", metavar="TEST", help="results JSON files to compare")
+    d.add_argument("--metric", default="psnr-rgb", choices=("psnr-rgb", "ms-ssim-rgb"))
+    d.add_argument("--method", default="pchip", choices=METHODS, help="interpolation (default pchip, JVET practice)")
+    d.set_defaults(func=_cmd_bd_rate)
+
+    p = sub.add_parser("plot", help="RD curves of results files (PNG, SVG or PDF)",
+                       description="Plot PSNR-RGB and MS-SSIM (dB) against bpp; our models solid, anchors dashed.")  # fmt: skip
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results JSON files")
+    p.add_argument("-o", "--output", required=True, help="rd.png, rd.svg or rd.pdf")
+    p.add_argument("--title", help="figure title")
+    p.add_argument("--max-bpp", type=float, help="leave out points above this bpp")
+    p.add_argument("--force", action="store_true", help="overwrite OUTPUT")
+    p.set_defaults(func=_cmd_plot)
+
+    r = sub.add_parser("report", help="self-contained HTML report with plots, BD-rates and crops",
+                       description="Write OUT/index.html: RD plots, a BD-rate table against an anchor, and "
+                       "side-by-side crops of original, our codec and the benched classic codecs at matched bpp.")  # fmt: skip
+    r.add_argument("results", nargs="+", metavar="RESULTS", help="results JSON files (from eval, bench, or anchors)")
+    r.add_argument("--images", help="folder of the original images (for the crops)")
+    r.add_argument("-o", "--output", required=True, help="output folder")
+    r.add_argument("--anchor", help="name of the anchor curve (default: the first that is not ours)")
+    r.add_argument("--crops", type=int, default=3, help="images shown as crops (default 3)")
+    r.add_argument("--method", default="pchip", choices=METHODS)
+    r.add_argument("--title", default="mlic RD report")
+    r.add_argument("--force", action="store_true", help="overwrite OUT/index.html")
+    r.add_argument("--threads", type=int, help="CPU threads for torch")
+    r.set_defaults(func=_cmd_report)

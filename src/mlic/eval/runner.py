@@ -1,0 +1,119 @@
+"""Run codecs over images and collect an RD curve (one point per quality setting).
+
+A *codec function* takes an 8-bit RGB array and returns a :class:`Coded`: the
+size of what it produced (bits of a real file, or an entropy estimate), the
+decoded 8-bit RGB array and the encode / decode times. ``run_points`` calls it
+for every (quality, image) and averages per quality; learned models
+(:func:`model_codec`) and classic codecs (``mlic.eval.classic``) share it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..io.image import ImageData, read_image
+from .metrics import ms_ssim_rgb, psnr_rgb
+from .results import Results, environment, mean_or_none
+
+MIN_MSSSIM_SIDE = 161  # pytorch_msssim's 5 scales with an 11-tap window
+
+
+@dataclass
+class Coded:
+    bits: float
+    decoded: np.ndarray  # [H, W, 3] uint8
+    encode_s: float
+    decode_s: float
+
+
+CodecFn = Callable[[np.ndarray], Coded]
+METRICS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "ms-ssim-rgb-db", "encoding_time", "decoding_time")
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An evaluation input as 8-bit RGB (alpha dropped, gray replicated)."""
+    return np.ascontiguousarray(read_image(path).rgb)
+
+
+def measure(rgb: np.ndarray, coded: Coded) -> dict:
+    if coded.decoded.shape != rgb.shape or coded.decoded.dtype != np.uint8:
+        raise ValueError(f"decoded image has shape {coded.decoded.shape}, expected {rgb.shape} uint8")
+    h, w = rgb.shape[:2]
+    msssim = ms_ssim_rgb(rgb, coded.decoded) if min(h, w) >= MIN_MSSSIM_SIDE else None
+    psnr = psnr_rgb(rgb, coded.decoded)
+    return {
+        "bpp": coded.bits / (h * w),
+        "psnr-rgb": psnr if math.isfinite(psnr) else 100.0,  # lossless: capped, JSON has no infinity
+        "ms-ssim-rgb": msssim,
+        "ms-ssim-rgb-db": None if msssim is None else -10 * math.log10(max(1e-10, 1 - msssim)),
+        "encoding_time": coded.encode_s,
+        "decoding_time": coded.decode_s,
+    }
+
+
+def run_points(
+    name: str,
+    points: list[tuple[float, CodecFn]],
+    images: list[Path],
+    *,
+    description: str = "",
+    bpp_kind: str = "bitstream",
+    progress: bool = True,
+    extra: dict | None = None,
+) -> Results:
+    """Every codec function on every image; ``points`` is [(quality value, function)]."""
+    from tqdm import tqdm
+
+    pixels = {p: read_rgb(p) for p in images}
+    per_image: dict[str, dict[str, list]] = {p.name: {k: [] for k in METRICS} for p in images}
+    series: dict[str, list] = {"quality": [], **{k: [] for k in METRICS}}
+    bar = tqdm(total=len(points) * len(images), desc=name, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    for quality, fn in points:
+        rows = []
+        for p in images:
+            row = measure(pixels[p], fn(pixels[p]))
+            rows.append(row)
+            for k in METRICS:
+                per_image[p.name][k].append(row[k])
+            bar.update()
+        series["quality"].append(quality)
+        for k in METRICS:
+            series[k].append(mean_or_none([r[k] for r in rows]))
+    bar.close()
+    info = {"bpp_kind": bpp_kind, "images": len(images), "per_image": per_image, "environment": environment()}
+    info.update(extra or {})
+    return Results(name, series, description, info)
+
+
+def model_codec(model, *, estimate: bool = False, quality: int = 0, metric: str = "custom") -> CodecFn:
+    """A learned model as a codec function: a real ``.mlic`` file, or the entropy estimate."""
+    import torch
+
+    from ..codec import compress_image, decompress_bytes
+
+    def real(rgb: np.ndarray) -> Coded:
+        t0 = time.perf_counter()
+        data = compress_image(model, ImageData(rgb), quality=quality, metric=metric)
+        t1 = time.perf_counter()
+        out = decompress_bytes(data, model)
+        t2 = time.perf_counter()
+        return Coded(8.0 * len(data), out.rgb, t1 - t0, t2 - t1)
+
+    def estimated(rgb: np.ndarray) -> Coded:
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float().div_(255.0)
+        model.eval()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model(x)
+        bits = sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
+        dec = out["x_hat"][0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return Coded(bits, dec, time.perf_counter() - t0, 0.0)
+
+    return estimated if estimate else real
