@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY, kodak_crop
 from mlic.codec import compress_image, decompress_bytes, ModelMismatchError
-from mlic.errors import DesyncError
+from mlic.errors import CodingError, DesyncError
 from mlic.io.container import FormatError, Header, MlicFile, TileStreams, peek_header, unpack
 from mlic.io.image import ImageData
 from mlic.models import build
@@ -36,7 +36,37 @@ def test_pack_unpack_round_trip_and_header_fields(model):
     assert f.tiles[0].latent == (4, 8) and f.tiles[0].hyper == (1, 2) and f.tiles[0].padding == (0, 32)
     assert len(f.tiles[0].checks) == 4  # 4 slices, one 16-bit check per slice
     assert f.to_bytes() == data
-    assert data[:4] == b"MLIC" and data[4] == 1
+    assert data[:4] == b"MLIC" and data[4] == 2
+
+
+def test_version_1_files_are_still_read_and_version_2_checks_cover_z(model):
+    img = _image(64, 64)
+    x = torch.from_numpy(img.rgb).permute(2, 0, 1)[None].float() / 255
+    enc = model.compress(x, check_group=1, z_in_checks=False)  # how version 1 wrote its checksums
+    h = Header("mlic-plus", "mse", 1, unpack(compress_image(model, img)).header.weights_hash, 64, 64, "rgb", 8, 0, 0, 1,
+               version=1)  # fmt: skip
+    tile = TileStreams((4, 4), (1, 1), (0, 0), enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
+    v1 = MlicFile(h, [tile]).to_bytes()
+    assert v1[4] == 1
+    assert (decompress_bytes(v1, model).rgb == decompress_bytes(compress_image(model, img), model).rgb).all()
+    h.version = 2  # the same checksums read as version 2 no longer match: z is part of them
+    with pytest.raises(DesyncError):
+        decompress_bytes(MlicFile(h, [tile]).to_bytes(), model)
+
+
+def test_a_replaced_or_damaged_z_stream_never_decodes(model):
+    a = unpack(compress_image(model, _image(128, 192)))
+    # a well-formed z stream holding other symbols (random-init z is nearly constant across images)
+    other_z = model.entropy_bottleneck.compress(torch.full((1, TINY["N"], 2, 3), 3.0))[0]
+    assert other_z != a.tiles[0].z
+    for z in (other_z, b"", a.tiles[0].z + a.tiles[0].z, a.tiles[0].z[:-4]):
+        a.tiles[0].z, saved = z, a.tiles[0].z
+        with pytest.raises((DesyncError, CodingError)):
+            decompress_bytes(a.to_bytes(), model)
+        a.tiles[0].z = saved
+    a.tiles[0].y = a.tiles[0].y + a.tiles[0].y[-4:]  # trailing data in y
+    with pytest.raises(CodingError):
+        decompress_bytes(a.to_bytes(), model)
 
 
 def test_every_single_bit_flip_and_truncation_is_refused(model):

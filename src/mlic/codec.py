@@ -19,6 +19,7 @@ from .io.container import (
     ALPHA_OPAQUE,
     ALPHA_STREAM,
     HASH_BYTES,
+    MAX_TILE,
     FormatError,
     Header,
     MlicFile,
@@ -52,8 +53,8 @@ def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
 
 
 def _tile_side(h: int, w: int, tile: int) -> int:
-    if tile % 64 or tile <= 0:
-        raise ValueError("tile size must be a positive multiple of 64")
+    if tile % 64 or not 0 < tile <= MAX_TILE:
+        raise ValueError(f"tile size must be a positive multiple of 64, at most {MAX_TILE}")
     return 0 if h <= tile and w <= tile else tile
 
 
@@ -81,14 +82,13 @@ def compress_image(
     tiles = []
     for top, left, th, tw in header.tiles():
         x = _to_tensor(image.rgb[top : top + th, left : left + tw])
-        enc = model.compress(x, check_group=header.check_group)
+        enc = model.compress(x, check_group=header.check_group, z_in_checks=header.version >= 2)
         latent, hyper, padding = expected_tile_geometry(th, tw)
         assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
         streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
         if verify:
-            dec = model.decompress(
-                enc["strings"], enc["shape"], (th, tw), checks=enc["checks"], check_group=header.check_group
-            )
+            dec = model.decompress(enc["strings"], enc["shape"], (th, tw), checks=enc["checks"],
+                                   check_group=header.check_group, z_in_checks=header.version >= 2)  # fmt: skip
             if not torch.equal(dec["y_hat"], enc["y_hat"]):
                 raise DesyncError(f"verification failed: tile at ({top}, {left}) does not decode exactly")
         tiles.append(streams)
@@ -127,6 +127,22 @@ def _decode_alpha(header: Header, payload: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(header.height, header.width)
 
 
+def check_stream_sizes(f: MlicFile, model: MLIC) -> None:
+    """Refuse streams too short to hold the symbols the header implies, before any decoding.
+
+    Every symbol costs at least ``min_bits`` (its table's largest probability), so a
+    small file cannot make the decoder run, and allocate for, a huge image.
+    """
+    y_bits = model.gaussian_conditional.coder_tables().min_bits()
+    z_bits = model.entropy_bottleneck.coder_tables().min_bits()
+    slack = 64 + 32  # the coder's state and last partial word
+    for i, t in enumerate(f.tiles):
+        need_y = model.config.M * t.latent[0] * t.latent[1] * y_bits
+        need_z = model.entropy_bottleneck.channels * t.hyper[0] * t.hyper[1] * z_bits
+        if 8 * len(t.y) + slack < 0.99 * need_y or 8 * len(t.z) + slack < 0.99 * need_z:
+            raise FormatError(f"tile {i}: entropy-coded streams are too short for the image size (truncated or forged file)")
+
+
 def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
     """Decode a parsed file with ``model`` (checked against the header first)."""
     header = f.header
@@ -135,11 +151,11 @@ def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
     if any(len(t.checks) != n_checks for t in f.tiles):
         raise FormatError(f"each tile needs {n_checks} symbol checksums for this model")
     model.update()
+    check_stream_sizes(f, model)
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
-        dec = model.decompress(
-            [[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks], check_group=header.check_group
-        )
+        dec = model.decompress([[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks],
+                               check_group=header.check_group, z_in_checks=header.version >= 2)  # fmt: skip
         rgb[top : top + th, left : left + tw] = _to_uint8(dec["x_hat"])
     alpha = None
     if header.alpha == ALPHA_OPAQUE:

@@ -93,11 +93,12 @@ def _encoder_model(args):
 
 def _cmd_compress(args) -> int:
     from ..codec import compress_image
+    from ..io.container import MAX_TILE
     from ..io.image import atomic_write, read_image
 
     _set_threads(args.threads)
-    if args.tile <= 0 or args.tile % 64:
-        raise UsageError("--tile must be a positive multiple of 64")
+    if args.tile <= 0 or args.tile % 64 or args.tile > MAX_TILE:
+        raise UsageError(f"--tile must be a positive multiple of 64, at most {MAX_TILE}")
     inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric = _encoder_model(args)
 
@@ -175,6 +176,7 @@ def _cmd_info(args) -> int:
         "file": args.file,
         "bytes": len(data),
         "intact": intact,
+        "format_version": header.version,
         "model": header.model,
         "metric": header.metric,
         "quality": header.quality,
@@ -302,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", type=int, help="bundled quality index (default: the highest bundled)")
     c.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled model's training metric")
     c.add_argument("--weights", help="weights file (.safetensors) instead of a bundled model")
-    c.add_argument("--tile", type=int, default=2048, help="code larger images in tiles of this many pixels (multiple of 64)")
+    c.add_argument("--tile", type=int, default=2048,
+                   help="code larger images in tiles of this many pixels (multiple of 64, at most 4096)")
     c.add_argument("--verify", action="store_true", help="decode each result again and check it is exact")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--threads", type=int, help="CPU threads for torch")

@@ -59,6 +59,15 @@ class CdfTables:
     def __len__(self) -> int:
         return self.cdf.shape[0]
 
+    def min_bits(self) -> float:
+        """The fewest bits any one symbol can cost: -log2 of the largest probability in any table.
+
+        ``n`` symbols therefore need at least ``n * min_bits()`` bits (less the coder's
+        64-bit state): a bound a reader checks before decoding what a header promises.
+        """
+        largest = max(int(np.diff(self.cdf[t, : n]).max()) for t, n in enumerate(self.cdf_length))
+        return float(-np.log2(largest / TOTAL))
+
     def model(self, t: int):
         m = self._models[t]
         if m is None:
@@ -185,3 +194,12 @@ class SymbolDecoder:
     def is_empty(self) -> bool:
         """True when every coded symbol has been read (a check for stream integrity)."""
         return bool(self._coder.is_empty())
+
+    def finish(self, what: str = "entropy-coded stream") -> None:
+        """Raise :class:`CodingError` unless the stream was consumed exactly.
+
+        An encoder's stream always ends in the coder's initial state once all its
+        symbols are read back; leftover words or state mean trailing or corrupted data.
+        """
+        if not self.is_empty():
+            raise CodingError(f"{what} is corrupted: data left after its last symbol")

@@ -181,5 +181,6 @@ class EntropyBottleneck(TabledEntropyModel):
         for s in strings:
             dec = SymbolDecoder(s)
             out.append(torch.from_numpy(dec.decode(self._indexes(shape)[0], tables)))
+            dec.finish("hyper-latent (z) stream")
         symbols = torch.stack(out).to(self.quantiles.device, torch.float32)
         return symbols + self._median_like(symbols)

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from ..errors import MlicError
 
 MAGIC = b"MLIC"
-VERSION = 1
+VERSION = 2  # written; version 1 files (z not covered by the symbol checksums) are still read
+READABLE_VERSIONS = (1, 2)
+MIN_TILE_RECORD = 8 + 2 + 4 + 4 + 1  # shapes, padding, two stream lengths, checksum count
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
 MAX_SIDE = 1 << 20
+MAX_TILE = 4096  # largest tile side (and largest side of a one-tile image): bounds decoding memory
 METRICS = {0: "mse", 1: "ms-ssim", 255: "custom"}
 LAYOUTS = {1: "gray", 3: "rgb", 4: "rgba"}
 ALPHA_NONE, ALPHA_OPAQUE, ALPHA_STREAM = 0, 1, 2
@@ -40,6 +43,7 @@ class Header:
     alpha: int  # ALPHA_NONE, ALPHA_OPAQUE or ALPHA_STREAM
     tile: int  # tile side in pixels (multiple of 64); 0 = one tile covering the image
     check_group: int  # slices per symbol checksum
+    version: int = VERSION  # format version (2: the first checksum also covers the decoded z)
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """(top, left, height, width) of every tile, row-major."""
@@ -96,10 +100,12 @@ def _layout_code(layout: str) -> int:
 def pack(f: MlicFile) -> bytes:
     h = f.header
     name = h.model.encode("ascii")
+    if h.version not in READABLE_VERSIONS:
+        raise ValueError(f"cannot write format version {h.version}")
     if not 0 < len(name) < 256 or len(h.weights_hash) != HASH_BYTES:
         raise ValueError("model name must be 1-255 ASCII bytes and the weights hash 8 bytes")
     out = bytearray(MAGIC)
-    out += struct.pack(">BB", VERSION, len(name)) + name
+    out += struct.pack(">BB", h.version, len(name)) + name
     out += struct.pack(">BB", _metric_code(h.metric), h.quality) + h.weights_hash
     out += struct.pack(">IIBBBHBI", h.height, h.width, _layout_code(h.layout), h.bit_depth, h.alpha,
                        h.tile, h.check_group, len(f.tiles))  # fmt: skip
@@ -153,8 +159,8 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
     r = _Reader(data)
     r.take(4, "magic")
     version, name_len = r.unpack(">BB", "header")
-    if version != VERSION:
-        raise FormatError(f"unsupported .mlic format version {version} (this mlic reads version {VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported .mlic format version {version} (this mlic reads versions 1 and 2)")
     try:
         model = r.take(name_len, "model name").decode("ascii")
     except UnicodeDecodeError:
@@ -174,11 +180,17 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
         raise FormatError("alpha mode does not match the channel layout")
     if tile % 64 or group == 0:
         raise FormatError("invalid tile size or checksum group")
+    if tile > MAX_TILE or (tile == 0 and max(height, width) > MAX_TILE):
+        raise FormatError(f"tiles larger than {MAX_TILE} pixels a side are not supported (decoding memory limit)")
     header = Header(model, METRICS[metric_code], quality, weights_hash, height, width, LAYOUTS[layout],
-                    depth, alpha, tile, group)  # fmt: skip
+                    depth, alpha, tile, group, version)  # fmt: skip
+    side = tile or max(height, width)
+    implied = -(-height // side) * -(-width // side)  # counted before any tile list is built
+    if n_tiles != implied:
+        raise FormatError(f"file declares {n_tiles} tiles, the header geometry has {implied}")
+    if not header_only and n_tiles * MIN_TILE_RECORD > len(data) - r.pos:
+        raise FormatError(f"file is too short for its {n_tiles} tiles (truncated)")
     regions = header.tiles()
-    if n_tiles != len(regions):
-        raise FormatError(f"file declares {n_tiles} tiles, the header geometry has {len(regions)}")
     if header_only:
         return MlicFile(header, [])
     tiles = []

@@ -252,13 +252,14 @@ class MLIC(nn.Module):
         return -(-self.slices // 4)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, check_group: int | None = None) -> dict:
+    def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True) -> dict:
         """Entropy-code a batch.
 
         Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
         "checks": per-image symbol checksums, "check_group": slices per checksum, "y_hat"}``.
         One y string per image holds every slice, anchors before non-anchors
-        (§6.3); one z string per image.
+        (§6.3); one z string per image. ``z_in_checks`` seeds the first checksum
+        with the decoded hyper-latent (format version 2; False reproduces version 1).
         """
         h, w = x.shape[-2:]
         y = self.analysis(x)
@@ -267,7 +268,7 @@ class MLIC(nn.Module):
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)
         hyper = self.h_s(z_hat)
         group = check_group or self.default_check_group()
-        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional, group)
+        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional, group, z_hat if z_in_checks else None)
         y_hat = run_slices(self, hyper, step)
         return {
             "strings": [step.strings(), z_strings],
@@ -286,6 +287,7 @@ class MLIC(nn.Module):
         image_size: tuple[int, int] | None = None,
         checks: list[list[int]] | None = None,
         check_group: int | None = None,
+        z_in_checks: bool = True,
     ) -> dict:
         """Inverse of :meth:`compress`: ``{"x_hat", "y_hat"}``; ``x_hat`` cropped to ``image_size``.
 
@@ -295,8 +297,10 @@ class MLIC(nn.Module):
         y_strings, z_strings = strings
         z_hat = self.entropy_bottleneck.decompress(z_strings, tuple(shape))
         hyper = self.h_s(z_hat)
-        step = DecodeStep(y_strings, self.gaussian_conditional, self.slices, checks, check_group or self.default_check_group())
+        step = DecodeStep(y_strings, self.gaussian_conditional, self.slices, checks,
+                          check_group or self.default_check_group(), z_hat if z_in_checks else None)  # fmt: skip
         y_hat = run_slices(self, hyper, step)
+        step.finish()
         x_hat = self.synthesis(y_hat)
         if image_size is not None:
             x_hat = x_hat[..., : image_size[0], : image_size[1]]

@@ -101,6 +101,11 @@ class SymbolChecks:
     def count(slices: int, group: int) -> int:
         return -(-slices // group)
 
+    def start(self, b: int, z_hat: Tensor) -> None:
+        """Seed image ``b``'s first checksum with its decoded hyper-latent (format version 2):
+        a corrupted z stream then fails the check even where the y symbols survive it."""
+        self._crc[b] = zlib.crc32(np.ascontiguousarray(z_hat.detach().cpu().numpy(), dtype="<f4").tobytes())
+
     def add(self, b: int, symbols: np.ndarray) -> None:
         self._crc[b] = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self._crc[b])
 
@@ -117,12 +122,16 @@ class SymbolChecks:
 class EncodeStep:
     """Compress: symbols ``round(y - mu)`` of each half go to one encoder per image."""
 
-    def __init__(self, y: Tensor, slice_channels: int, gaussian: GaussianConditional, check_group: int = 1) -> None:
+    def __init__(self, y: Tensor, slice_channels: int, gaussian: GaussianConditional, check_group: int = 1,
+                 z_hat: Tensor | None = None) -> None:
         self.y_slices = y.split(slice_channels, dim=1)
         self.gaussian = gaussian
         self.tables = gaussian.coder_tables()
         self.encoders = [SymbolEncoder() for _ in range(y.shape[0])]
         self.checks = SymbolChecks(y.shape[0], len(self.y_slices), check_group)
+        if z_hat is not None:
+            for b in range(y.shape[0]):
+                self.checks.start(b, z_hat[b])
 
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
         mu = squeeze(means, half)
@@ -154,6 +163,7 @@ class DecodeStep:
         slices: int,
         checks: list[list[int]] | None = None,
         check_group: int = 1,
+        z_hat: Tensor | None = None,
     ) -> None:
         self.gaussian = gaussian
         self.tables = gaussian.coder_tables()
@@ -162,6 +172,14 @@ class DecodeStep:
         self.checks = SymbolChecks(len(strings), slices, check_group)
         if checks is not None and any(len(c) != SymbolChecks.count(slices, check_group) for c in checks):
             raise ValueError("wrong number of symbol checksums for this model")
+        if z_hat is not None:
+            for b in range(len(strings)):
+                self.checks.start(b, z_hat[b])
+
+    def finish(self) -> None:
+        """Every y stream must be consumed exactly (see :meth:`SymbolDecoder.finish`)."""
+        for dec in self.decoders:
+            dec.finish("latent (y) stream")
 
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
         mu = squeeze(means, half)

@@ -1,0 +1,110 @@
+"""The README's Kodak RD table in one run: bundled models and classic codecs, real bitstreams.
+
+    python benchmarks/kodak.py [-o runs/kodak] [--codecs jpeg webp ...] [--images 24]
+                               [--vvenc-preset medium] [--threads 2] [--redo [NAME ...]]
+
+Runs ``mlic eval`` on the bundled models and ``mlic bench`` on every classic codec
+over ../shared/data/kodak (24 images), keeping each curve in OUT/<name>.json (an
+existing file is reused unless named by --redo, so an interrupted run continues), then prints
+the RD points and the BD-rates (PCHIP, PSNR-RGB) of every curve against JPEG, WebP
+and AVIF measured here and against the published VTM anchor, and writes OUT/rd.svg
+and the HTML report OUT/report/index.html. Takes about 25 minutes on 2 cores, most of
+it VVenC (medium) and AVIF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mlic.cli.main import main as mlic
+from mlic.eval.bd import bd_rate
+from mlic.eval.classic import CODECS, CodecUnavailable
+from mlic.eval.results import load_results
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def run(*args) -> None:
+    rc = mlic([str(a) for a in args])
+    if rc != 0:
+        raise SystemExit(f"mlic {args[0]} failed with exit code {rc}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-o", "--out", default="runs/kodak", help="output folder (default runs/kodak)")
+    ap.add_argument("--codecs", nargs="*", default=list(CODECS), help=f"classic codecs (default: {' '.join(CODECS)})")
+    ap.add_argument("--images", type=int, default=24, help="first N Kodak images")
+    ap.add_argument("--vvenc-preset", default="medium")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--redo", nargs="*", metavar="NAME",
+                    help="recompute these curves (mlic, jpeg, ...) even if OUT has them; no names: all")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kodak = sorted((SHARED / "kodak").glob("kodim*.png"))[: args.images]
+    if not kodak:
+        raise SystemExit(f"no Kodak images in {SHARED / 'kodak'}")
+    with tempfile.TemporaryDirectory(prefix="mlic-kodak-") as tmp:
+        folder = Path(tmp)
+        for p in kodak:
+            (folder / p.name).symlink_to(p.resolve())
+        curves: list[Path] = []
+        jobs = [("mlic", ["eval", folder, "--name", "mlic (bundled)"])]
+        for c in args.codecs:
+            extra = ["--preset", args.vvenc_preset] if c == "vvenc" else []
+            jobs.append((c, ["bench", c, folder, *extra]))
+        for name, cmd in jobs:
+            path = out / f"{name}.json"
+            if name != "mlic":
+                try:
+                    CODECS[name].check()
+                except CodecUnavailable as exc:
+                    print(f"skipped {name}: {exc}", file=sys.stderr)
+                    continue
+            if not path.exists() or (args.redo is not None and (not args.redo or name in args.redo)):
+                t0 = time.perf_counter()
+                run(*cmd, "-o", path, "--force", "--threads", args.threads, "--quiet")
+                print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+            curves.append(path)
+
+        results = {p.stem: load_results(p) for p in curves}
+        anchors = {k: results[k] for k in ("jpeg", "webp", "avif") if k in results}
+        vtm = SHARED / "anchors" / "kodak" / "vtm.json"
+        if vtm.exists():
+            anchors["VTM (published)"] = load_results(vtm)
+        print(f"\nKodak, {len(kodak)} images, whole-file bpp, PSNR-RGB on 8-bit output, {args.threads} threads")
+        head = f"{'curve':<22}{'points':>7}{'bpp range':>16}{'PSNR range':>16}"
+        print(head + "".join(f"{'vs ' + a:>20}" for a in anchors))
+        for key, r in results.items():
+            bpp, psnr = np.array(r.values("bpp")), np.array(r.values("psnr-rgb"))
+            cells = []
+            for a in anchors.values():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        cells.append(f"{bd_rate(a.values('bpp'), a.values('psnr-rgb'), bpp, psnr):+.1f} %")
+                    except ValueError:
+                        cells.append("n/a")
+            print(f"{r.name:<22}{len(bpp):>7}{bpp.min():>8.3f}-{bpp.max():<7.3f}{psnr.min():>8.2f}-{psnr.max():<7.2f}"
+                  + "".join(f"{c:>20}" for c in cells))  # fmt: skip
+        print("\nBD-rate: PCHIP over the overlapping PSNR range; negative = fewer bits than the column's anchor.")
+        plot_inputs = [*curves] + ([vtm] if vtm.exists() else [])
+        run("plot", *plot_inputs, "-o", out / "rd.svg", "--force", "--max-bpp", "2.5")
+        report_inputs = [c for c in curves if c.stem in ("mlic", "jpeg", "webp", "avif", "vvenc")]
+        if (out / "report").exists():
+            shutil.rmtree(out / "report")
+        run("report", *report_inputs, "--images", folder, "-o", out / "report", "--anchor", "jpeg", "--crops", "3")
+
+
+if __name__ == "__main__":
+    main()
