@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 import os
 import tempfile
 from pathlib import Path
@@ -61,7 +62,9 @@ def safe_torch_load(path: str | Path, error: type[MlicError], what: str = "PyTor
     ``weights_only`` never unpickles arbitrary objects (code in a hostile file does not run).
     """
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says enough
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except Exception as exc:
