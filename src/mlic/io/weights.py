@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
