@@ -74,16 +74,26 @@ def safe_torch_load(path: str | Path, error: type[MlicError], what: str = "PyTor
     return obj
 
 
-def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model`` (after ``update()``) atomically to ``path``."""
+def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = None, half: bool = False) -> Path:
+    """Write ``model`` (after ``update()``) atomically to ``path``.
+
+    ``half=True`` stores floating-point tensors as float16 (half the file; the coding
+    tables stay integers). Loading casts them back to float32; the recorded SHA-256 is
+    always that of the float32 state the model runs with, so it names the weights the
+    same way however they are stored.
+    """
     path = Path(path)
     model.update()
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
+    tensors = {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": json.dumps(model.config.to_dict()),
-        "sha256": state_digest(tensors),
+        "sha256": state_digest(state),
+        "storage": "float16" if half else "float32",
     }
     meta.update(metadata or {})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
@@ -115,6 +125,10 @@ def load_model(path: str | Path) -> MLIC:
         config = MLICConfig.from_dict(json.loads(meta["config"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{path}: invalid model configuration in metadata ({exc})") from None
+    if meta.get("storage", "float32") == "float16":
+        tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    elif meta.get("storage", "float32") != "float32":
+        raise WeightsError(f"{path}: unknown tensor storage {meta['storage']!r}")
     digest = state_digest(tensors)
     if "sha256" in meta and meta["sha256"] != digest:
         raise WeightsError(f"{path}: weights are corrupted (SHA-256 does not match the recorded one)")
