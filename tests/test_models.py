@@ -232,3 +232,55 @@ def test_config_lists_from_json_or_cli_equal_tuples():
     a = MLICConfig(channel_hidden=[64, 48], params_hidden=[1, 2, 3], lrp_hidden=[4, 5])
     assert a == MLICConfig(channel_hidden=(64, 48), params_hidden=(1, 2, 3), lrp_hidden=(4, 5))
     assert MLICConfig.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_half_grid_entropy_parameters_match_the_reference_path_bit_for_bit(name):
+    """Entropy parameters on the squeezed half (fast) against the full grid then masked (reference)."""
+    from mlic.models.slices import QuantizeStep, run_slices
+
+    model = build(name, **TINY).eval()
+    model.update()
+    saved = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for h, w in ((1, 1), (17, 9), (64, 96), (130, 100)):
+                x = kodak_crop(h=h, w=w)
+                with torch.no_grad():
+                    y = model.analysis(x)
+                    hyper = model.h_s(torch.round(model.h_a(y)))
+                    results = []
+                    for half in (True, False):
+                        model.half_parameters = half
+                        step = QuantizeStep(y, model.slice_channels, False)
+                        y_hat = run_slices(model, hyper, step)
+                        results.append((y_hat, *step.parameters()))
+                for fast, ref in zip(*results):
+                    assert torch.equal(fast, ref), (threads, h, w)
+                # and a stream written by one path decodes exactly on the other
+                model.half_parameters = True
+                enc = model.compress(x)
+                model.half_parameters = False
+                dec = model.decompress(enc["strings"], enc["shape"], enc["image_size"], checks=enc["checks"])
+                assert torch.equal(dec["y_hat"], enc["y_hat"])
+    finally:
+        model.half_parameters = True
+        torch.set_num_threads(saved)
+
+
+def test_half_grid_entropy_parameters_at_full_width():
+    """Default MLIC++ widths (where matrix-product kernels are chosen by size): still bit-exact."""
+    from mlic.models.slices import QuantizeStep, run_slices
+
+    model = build("mlic-plusplus").eval()
+    with torch.no_grad():
+        y = torch.randn(1, 320, 8, 12) * 3
+        hyper = torch.randn(1, 640, 8, 12)
+        outs = []
+        for half in (True, False):
+            model.half_parameters = half
+            step = QuantizeStep(y, model.slice_channels, False)
+            outs.append((run_slices(model, hyper, step), *step.parameters()))
+    for fast, ref in zip(*outs):
+        assert torch.equal(fast, ref)

@@ -34,7 +34,7 @@ from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
 from ..nn.invariant import make_thread_invariant
-from ..context.checkerboard import ANCHOR
+from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 
@@ -164,6 +164,7 @@ class MLIC(nn.Module):
         # (bf16 where the hardware has native bf16 kernels). bf16 is ~2x faster here and
         # changes the decoded image by less than 1e-8 in MSE (benchmarks/speed.py).
         self.transform_precision = "auto"
+        self.half_parameters = True  # entropy parameters on the current checkerboard half only
 
     # -- transforms (not on the probability path: may run in bf16) -------------
     def _transform_context(self, x: Tensor):
@@ -210,8 +211,23 @@ class MLIC(nn.Module):
             ctx.insert(0, self.global_inter_context[i](previous))
         return ctx
 
+    def _half_parameters(self, net: EntropyParameters, ctx: Tensor, half: str) -> tuple[Tensor, Tensor]:
+        """(scales, means) at ``half``, zero at the other half.
+
+        The entropy-parameter network is 1x1 convolutions only, so it runs on the squeezed
+        half (half the FLOPs). ``half_parameters = False`` is the reference path (the full
+        grid, then masked); tests check both give the same bits (matrix products here
+        reduce each output independently of the number of positions, for latents of at
+        least 4x4, which the 64-pixel padding guarantees).
+        """
+        if self.half_parameters:
+            scales, means = net(squeeze(ctx, half))
+            return unsqueeze(scales, half), unsqueeze(means, half)
+        scales, means = net(ctx)
+        return keep(scales, half), keep(means, half)
+
     def anchor_parameters(self, i: int, shared: list[Tensor], hyper: Tensor) -> tuple[Tensor, Tensor]:
-        return self.entropy_parameters_anchor[i](torch.cat([*shared, hyper], dim=1))
+        return self._half_parameters(self.entropy_parameters_anchor[i], torch.cat([*shared, hyper], dim=1), ANCHOR)
 
     def nonanchor_parameters(
         self, i: int, shared: list[Tensor], hyper: Tensor, y_anchor: Tensor, prev_slice: Tensor | None
@@ -219,7 +235,7 @@ class MLIC(nn.Module):
         ctx = [self.local_context[i](y_anchor)]
         if prev_slice is not None:
             ctx.append(self.global_intra_context[i](prev_slice, y_anchor))
-        return self.entropy_parameters_nonanchor[i](torch.cat([*ctx, *shared, hyper], dim=1))
+        return self._half_parameters(self.entropy_parameters_nonanchor[i], torch.cat([*ctx, *shared, hyper], dim=1), NONANCHOR)
 
     def lrp(self, i: int, half: str, hyper_mu: Tensor, previous: Tensor | None, partial: Tensor) -> Tensor:
         parts = [hyper_mu] + ([previous] if previous is not None else []) + [partial]

@@ -46,13 +46,13 @@ def run_slices(model, hyper: Tensor, step: Step) -> Tensor:
         previous = torch.cat(decoded, dim=1) if decoded else None
         shared = model.slice_context(i, previous)  # Φ_inter, Φ_ch: computed once per slice
 
-        scales, means = model.anchor_parameters(i, shared, hyper)
-        y_anchor = step(i, ANCHOR, keep(scales, ANCHOR), keep(means, ANCHOR))
+        scales, means = model.anchor_parameters(i, shared, hyper)  # zero at the non-anchors
+        y_anchor = step(i, ANCHOR, scales, means)
         y_anchor = y_anchor + keep(model.lrp(i, ANCHOR, hyper_mu, previous, y_anchor), ANCHOR)
 
         prev_slice = decoded[-1] if decoded else None
-        scales, means = model.nonanchor_parameters(i, shared, hyper, y_anchor, prev_slice)
-        y_slice = y_anchor + step(i, NONANCHOR, keep(scales, NONANCHOR), keep(means, NONANCHOR))
+        scales, means = model.nonanchor_parameters(i, shared, hyper, y_anchor, prev_slice)  # zero at the anchors
+        y_slice = y_anchor + step(i, NONANCHOR, scales, means)
         y_slice = y_slice + keep(model.lrp(i, NONANCHOR, hyper_mu, previous, y_slice), NONANCHOR)
         decoded.append(y_slice)
     return torch.cat(decoded, dim=1)
