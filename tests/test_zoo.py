@@ -89,3 +89,24 @@ def test_float16_storage_halves_the_file_and_names_the_weights_by_their_float32_
     (tmp_path / "bad.safetensors").write_bytes(bytes(raw))
     with pytest.raises(WeightsError, match="corrupted"):
         load_model(tmp_path / "bad.safetensors")
+
+
+def test_eval_of_bundled_models_records_their_weights(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from mlic.eval.report import _model_codec_for
+    from mlic.eval.results import load_results
+
+    src = tmp_path / "crop.png"
+    Image.open(SAMPLE).crop((100, 100, 292, 292)).save(src)
+    out = tmp_path / "bundled.json"
+    assert main(["eval", str(src), "-o", str(out), "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert res["results"]["quality"] == [e.quality for e in sorted(ENTRIES, key=lambda e: e.quality)]
+    assert [p["sha256"] for p in res["points"]] == [e.sha256 for e in sorted(ENTRIES, key=lambda e: e.quality)]
+    assert res["points"][0]["weights"].startswith("bundled:mlic-plus/mse/q")
+    # the report rebuilds the same codec from the record: same bytes, same picture
+    coded = _model_codec_for(load_results(out), 0)(np.asarray(Image.open(src).convert("RGB")))
+    assert coded.bits / (192 * 192) == pytest.approx(res["results"]["bpp"][0])
