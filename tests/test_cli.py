@@ -102,7 +102,7 @@ def test_exif_orientation_is_applied(tmp_path, weights):
     assert Image.open(out).size == (48, 64)
 
 
-@pytest.mark.parametrize("size", [(1, 1), (1, 9), (17, 9), (3, 130)])
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (17, 9), (3, 130), (2000, 1), (4095, 3)])
 def test_tiny_and_odd_sizes(tmp_path, weights, size):
     w, h = size
     _, out = roundtrip(tmp_path, weights, f"s{w}x{h}.png", photo(h, w))
@@ -167,6 +167,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, weights, capsys):
         (["compress", tmp_path / "missing.png", "--weights", weights], 2),
         (["compress", good, "--weights", tmp_path / "notimage.png", "--force"], 2),
         (["compress", good, "--weights", weights, "--tile", "100", "--force"], 1),
+        (["compress", good, "--weights", weights, "--tile", "8192", "--force"], 1),
         (["decompress", tmp_path / "bad.mlic", "--weights", weights], 2),
         (["decompress", tmp_path / "corrupt.mlic", "--weights", weights], 2),
         (["decompress", tmp_path / "g.mlic"], 2),  # model not bundled
