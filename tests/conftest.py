@@ -14,6 +14,18 @@ TINY = dict(N=16, M=32, slices=4, channel_hidden=(16, 16), params_hidden=(32, 16
 FAMILY = ("mlic", "mlic-plus", "mlic-plusplus")
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """A tiny random-init MLIC+ saved as a weights file (for CLI tests)."""
+    from mlic.io import save_model
+    from mlic.models import build
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
+    save_model(build("mlic-plus", **TINY), path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -9,21 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import KODAK, TINY
+from conftest import KODAK
 from mlic.cli.main import main
-from mlic.io import save_model
-from mlic.models import build
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(build("mlic-plus", **TINY), path)
-    return path
 
 
 def photo(h=48, w=64) -> Image.Image:

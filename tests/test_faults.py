@@ -18,25 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import TINY
 from mlic.cli.main import main
-from mlic.io import save_model
-from mlic.models import build
 
 
 def run(*args) -> int:
     return main([str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "tiny.safetensors"
-    save_model(build("mlic-plus", **TINY), path)
-    return path
 
 
 def photo(path: Path, h=96, w=128, seed=0) -> Path:

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..errors import MlicError
 from .bd import bd_psnr, bd_rate
+from .metrics import psnr_rgb
 from .plot import is_ours, render
 from .results import Results
 from .runner import Coded, CodecFn, read_rgb
@@ -163,22 +164,16 @@ def build_report(
             top, left, ch, cw = crop_box(rgb)
             coded: Coded = ours_fn(rgb)
             bpp = coded.bits / (rgb.shape[0] * rgb.shape[1])
-            tiles = [Tile(f"{mine.name}", bpp, _psnr(rgb, coded.decoded), _data_uri(coded.decoded[top : top + ch, left : left + cw]))]
+            tiles = [Tile(f"{mine.name}", bpp, psnr_rgb(rgb, coded.decoded), _data_uri(coded.decoded[top : top + ch, left : left + cw]))]
             for b in benches:
                 fn, value = _classic_codec_for(b, path.name, bpp)
                 c = fn(rgb)
                 tiles.append(Tile(f"{b.name} ({b.extra.get('parameter', 'q')} {value:g})", c.bits / (rgb.shape[0] * rgb.shape[1]),
-                                  _psnr(rgb, c.decoded), _data_uri(c.decoded[top : top + ch, left : left + cw])))  # fmt: skip
+                                  psnr_rgb(rgb, c.decoded), _data_uri(c.decoded[top : top + ch, left : left + cw])))  # fmt: skip
             original = _data_uri(rgb[top : top + ch, left : left + cw])
             parts.append(_crop_block(path.name, (top, left, ch, cw), original, tiles))
         parts.append("</section>")
     return _page(title, "\n".join(parts))
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from .metrics import psnr_rgb
-
-    return psnr_rgb(a, b)
 
 
 def _crop_block(name: str, box, original: str, tiles: list[Tile]) -> str:
