@@ -43,6 +43,7 @@ class StageTimer:
         from mlic.coding import ans
 
         self.times: dict[str, float] = {}
+        self.state = {"in_loop": False}  # inside run_slices: coding there is not "entropy model"
         self._undo = []
         wrap = self._wrap
         wrap(model, "analysis", "g_a")
@@ -57,7 +58,7 @@ class StageTimer:
     def _wrap(self, owner, attr: str, stage: str) -> None:
         original = getattr(owner, attr)
         times = self.times
-        state = self.state = getattr(self, "state", {"in_loop": False})
+        state = self.state
 
         def timed(*a, **k):
             t0 = time.perf_counter()

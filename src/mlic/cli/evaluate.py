@@ -107,7 +107,7 @@ def _cmd_bench(args) -> int:
     codec.check()
     images = expand_inputs(args.inputs)
     values = args.values or list(codec.sweep)
-    points = [(v, codec.codec(v, args.preset) if args.preset else codec.codec(v)) for v in values]
+    points = [(v, codec.codec(v, args.preset)) for v in values]
     extra = {"source": "bench", "codec": codec.name, "parameter": codec.parameter}
     if args.preset:
         extra["preset"] = args.preset

@@ -57,6 +57,7 @@ class ClassicCodec:
         self._check()
 
     def codec(self, value: float, preset: str | None = None) -> CodecFn:
+        """The codec at one quality setting; ``preset`` (x265, vvenc) overrides the default."""
         self.check()
         run = self._make(value, preset) if preset else self._make(value)
 

@@ -93,8 +93,7 @@ def _classic_codec_for(results: Results, image: str, target_bpp: float) -> tuple
     values = results.values("quality")
     per = results.extra.get("per_image", {}).get(image, {}).get("bpp") or results.values("bpp")
     i = int(np.argmin([abs(math.log(b / target_bpp)) for b in per]))
-    preset = results.extra.get("preset")
-    return codec.codec(values[i], preset) if preset else codec.codec(values[i]), values[i]
+    return codec.codec(values[i], results.extra.get("preset")), values[i]
 
 
 def bd_table(results: list[Results], anchor: Results, method: str = "pchip") -> list[dict]:
