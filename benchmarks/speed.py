@@ -109,14 +109,35 @@ def stage_flops(model, x: torch.Tensor) -> dict[str, float]:
 
 
 def machine_peak(threads: int) -> dict[str, float]:
-    """Measured matmul throughput (FLOP/s) in fp32 and bf16: this machine's practical compute limit."""
+    """This machine's practical compute limit in fp32 and bf16 (FLOP/s): the best of a large
+    matmul and a 3x3 convolution shaped like the transforms' (192 channels, channels-last),
+    each timed best of 5. (The convolution beats the matmul here, so both are tried.)"""
+    import torch.nn.functional as F
+
     out = {}
     for dtype in (torch.float32, torch.bfloat16):
         a = torch.randn(2048, 2048, dtype=dtype)
         b = torch.randn(2048, 2048, dtype=dtype)
-        t, _ = best_of(lambda: a @ b, 5)
-        out[str(dtype).split(".")[-1]] = 2 * 2048**3 / t
+        t_mm, _ = best_of(lambda: a @ b, 5)
+        x = torch.randn(1, 192, 128, 192, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(192, 192, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        t_conv, _ = best_of(lambda: F.conv2d(x, w, padding=1), 5)
+        out[str(dtype).split(".")[-1]] = max(2 * 2048**3 / t_mm, 2 * 9 * 192 * 192 * 128 * 192 / t_conv)
     return out
+
+
+def flop_bound(flops: dict[str, float], peak: dict[str, float], transform_precision: str) -> dict[str, float]:
+    """Least time this machine could take for the same FLOPs: every stage at the best measured
+    throughput of its precision (:func:`machine_peak`): g_a / g_s in bf16 when the model runs
+    them so, the probability path always fp32. Elementwise work, attention softmax and entropy
+    coding count as free."""
+    bf16 = transform_precision != "fp32" and peak.get("bfloat16", 0) > peak["float32"]
+    t_peak = peak["bfloat16"] if bf16 else peak["float32"]
+    fp32 = lambda *stages: sum(flops[s] for s in stages) / peak["float32"]  # noqa: E731
+    return {
+        "compress": flops["g_a"] / t_peak + fp32("h_a", "h_s", "entropy model"),
+        "decompress": fp32("h_s", "entropy model") + flops["g_s"] / t_peak,
+    }
 
 
 def breakdown(args) -> None:
@@ -124,7 +145,7 @@ def breakdown(args) -> None:
     for threads in (int(t) for t in args.thread_counts.split(",")):
         torch.set_num_threads(threads)
         peak = machine_peak(threads)
-        print(f"\n{threads} thread(s); matmul peak measured here: fp32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
+        print(f"\n{threads} thread(s); best measured matmul/conv throughput here: fp32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
               f"bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.lower().split("x"))
@@ -167,6 +188,9 @@ def breakdown(args) -> None:
                     te, td = rows["compress"][1][st], rows["decompress"][1][st]
                     rate = lambda t: f"{f / t / 1e9:>8.0f}" if f and t > 1e-4 else f"{'':>8}"  # noqa: E731
                     print(f"  {st:<14} {'' if f is None else f'{f / 1e9:8.1f}':>8} {te:>11.3f} {rate(te)} {td:>13.3f} {rate(td)}")
+                bound = flop_bound(flops, peak, model.transform_precision)
+                print(f"  FLOP bound (every stage at that throughput in its precision): "
+                      f"compress >= {bound['compress']:.2f} s, decompress >= {bound['decompress']:.2f} s")  # fmt: skip
                 del model
 
 

@@ -126,6 +126,27 @@ def _same(a, b):
     return torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
+def test_window_attention_on_one_half_gives_the_full_grid_bits():
+    """The non-anchor pass computes only the windows centred on its half: same bits as the
+    full grid squeezed, at odd heights, small latents and both thread counts."""
+    saved = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for (h, w), c in (((4, 4), 16), ((17, 10), 32), ((32, 48), 32)):
+                torch.manual_seed(h * w + c)
+                module = CheckerboardWindowAttention(c).eval()
+                y = keep(torch.randn(2, c, h, w) * 3, ANCHOR)
+                with torch.no_grad():
+                    full = module(y)
+                    for half in (ANCHOR, NONANCHOR):
+                        part = module(y, half)
+                        assert part.shape == (2, 2 * c, h, w // 2)
+                        assert torch.equal(part, squeeze(full, half)), (threads, h, w, half)
+    finally:
+        torch.set_num_threads(saved)
+
+
 @pytest.mark.parametrize("name", FAMILY)
 def test_causality_of_the_slice_schedule(name):
     model = build(name, **TINY).eval()

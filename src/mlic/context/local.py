@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkerboard import anchor_mask
+from .checkerboard import anchor_mask, squeeze
 
 
 class StackedCheckerboardConv(nn.Module):
@@ -97,23 +97,35 @@ class CheckerboardWindowAttention(nn.Module):
         self.norm2 = nn.LayerNorm(out)
         self.mlp = _Mlp(out, mlp_ratio * out)
 
-    def _windows(self, t: Tensor) -> Tensor:
-        """[B, C, h, w] -> [B, L, heads, k*k, head_dim] (interleaved head split)."""
-        b, c, h, w = t.shape
+    def _windows(self, t: Tensor, half: str | None = None) -> Tensor:
+        """[B, C, h, w] -> [B, L, heads, k*k, head_dim] (interleaved head split); with ``half``
+        only the windows centred on that checkerboard half, in squeezed order."""
+        b, _, h, w = t.shape
         k2 = self.kernel**2
         cols = F.unfold(t, self.kernel, padding=self.kernel // 2)  # [B, C*k2, L], channel-major
-        cols = cols.view(b, self.head_dim, self.heads, k2, h * w)
+        if half is not None:
+            cols = squeeze(cols.view(b, -1, h, w), half).reshape(b, cols.shape[1], -1)
+        cols = cols.view(b, self.head_dim, self.heads, k2, cols.shape[-1])
         return cols.permute(0, 4, 2, 3, 1)
 
-    def forward(self, anchors: Tensor) -> Tensor:
+    def forward(self, anchors: Tensor, half: str | None = None) -> Tensor:
+        """Φ_lc [B, 2C, h, w]; with ``half``, only that checkerboard half, squeezed: [B, 2C, h, w/2].
+
+        Every window is computed independently of the others, so ``half`` skips the
+        windows centred on the other half (half the attention work) and gives the same
+        bits there as the full grid (tested).
+        """
         b, c, h, w = anchors.shape
-        L, k2 = h * w, self.kernel**2
+        k2 = self.kernel**2
         tokens = self.qkv_proj(self.norm1(anchors.flatten(2).transpose(1, 2)))  # [B, L, 3C]
         q, k, v = (x.transpose(1, 2).reshape(b, c, h, w) for x in tokens.chunk(3, dim=-1))
-        q, k, v = self._windows(q), self._windows(k), self._windows(v)  # [B, L, H, k2, d]
+        mask = window_mask(h, w, self.kernel, anchors.device).to(q.dtype)  # [L, k2, k2]
+        if half is not None:
+            mask = squeeze(mask.permute(1, 2, 0).reshape(k2, k2, h, w), half).reshape(k2, k2, -1).permute(2, 0, 1)
+        q, k, v = (self._windows(t, half) for t in (q, k, v))  # [B, L, H, k2, d]
+        L = q.shape[1]
         bias = self.relative_position_table[self.relative_position_index.view(-1)]
         bias = bias.view(k2, k2, self.heads).permute(2, 0, 1)  # [H, k2, k2]
-        mask = window_mask(h, w, self.kernel, anchors.device).to(q.dtype)  # [L, k2, k2]
         logits = torch.matmul(q * self.scale, k.transpose(-1, -2)) + bias + mask[:, None]
         out = torch.matmul(torch.softmax(logits, dim=-1), v)  # [B, L, H, k2, d]
         # head-blocked channel order (head * d + j), then slot: the layout the fusion conv expects
@@ -121,4 +133,4 @@ class CheckerboardWindowAttention(nn.Module):
         u = F.linear(out, self.fusion.weight.reshape(2 * c, c * k2), self.fusion.bias)
         u = self.proj(u)
         u = u + self.mlp(self.norm2(u))
-        return u.transpose(1, 2).reshape(b, 2 * c, h, w)
+        return u.transpose(1, 2).reshape(b, 2 * c, h, L // h)
