@@ -30,8 +30,11 @@ class StackedCheckerboardConv(nn.Module):
                 layers.append(nn.GELU())
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, anchors: Tensor) -> Tensor:
-        return self.layers(anchors)
+    def forward(self, anchors: Tensor, half: str | None = None) -> Tensor:
+        """Φ_lc [B, 2C, h, w]; with ``half``, that checkerboard half squeezed (same interface as
+        :class:`CheckerboardWindowAttention`; the stacked convolutions need the full grid)."""
+        out = self.layers(anchors)
+        return out if half is None else squeeze(out, half)
 
 
 def window_mask(h: int, w: int, kernel: int, device=None) -> Tensor:

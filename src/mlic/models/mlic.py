@@ -232,20 +232,19 @@ class MLIC(nn.Module):
     def nonanchor_parameters(
         self, i: int, shared: list[Tensor], hyper: Tensor, y_anchor: Tensor, prev_slice: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        net = self.entropy_parameters_nonanchor[i]
-        local = self.local_context[i]
-        if self.half_parameters and isinstance(local, CheckerboardWindowAttention):
-            # the window attention runs only on the windows centred on non-anchors (same bits)
-            ctx = [local(y_anchor, NONANCHOR)]
+        net, local = self.entropy_parameters_nonanchor[i], self.local_context[i]
+        if not self.half_parameters:  # reference path: full grid, then masked
+            ctx = [local(y_anchor)]
             if prev_slice is not None:
-                ctx.append(squeeze(self.global_intra_context[i](prev_slice, y_anchor), NONANCHOR))
-            ctx += [squeeze(t, NONANCHOR) for t in (*shared, hyper)]
-            scales, means = net(torch.cat(ctx, dim=1))
-            return unsqueeze(scales, NONANCHOR), unsqueeze(means, NONANCHOR)
-        ctx = [local(y_anchor)]
+                ctx.append(self.global_intra_context[i](prev_slice, y_anchor))
+            return self._half_parameters(net, torch.cat([*ctx, *shared, hyper], dim=1), NONANCHOR)
+        # squeezed non-anchor half; the window attention computes only the windows centred there
+        ctx = [local(y_anchor, NONANCHOR)]
         if prev_slice is not None:
-            ctx.append(self.global_intra_context[i](prev_slice, y_anchor))
-        return self._half_parameters(net, torch.cat([*ctx, *shared, hyper], dim=1), NONANCHOR)
+            ctx.append(squeeze(self.global_intra_context[i](prev_slice, y_anchor), NONANCHOR))
+        ctx += [squeeze(t, NONANCHOR) for t in (*shared, hyper)]
+        scales, means = net(torch.cat(ctx, dim=1))
+        return unsqueeze(scales, NONANCHOR), unsqueeze(means, NONANCHOR)
 
     def lrp(self, i: int, half: str, hyper_mu: Tensor, previous: Tensor | None, partial: Tensor) -> Tensor:
         parts = [hyper_mu] + ([previous] if previous is not None else []) + [partial]
