@@ -102,7 +102,7 @@ def stage_flops(model, x: torch.Tensor) -> dict[str, float]:
             "g_a": count(lambda: model.analysis(x)),
             "h_a": count(lambda: model.h_a(y)),
             "h_s": count(lambda: model.h_s(z_hat)),
-            "entropy model": count(lambda: run_slices(model, hyper, QuantizeStep(y, model.slice_channels, False))),
+            "entropy model": count(lambda: run_slices(model, hyper, QuantizeStep(y, model.slice_channels, "round"))),
             "g_s": count(lambda: model.synthesis(y)),
         }
     return out

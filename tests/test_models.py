@@ -253,7 +253,7 @@ def test_half_grid_entropy_parameters_match_the_reference_path_bit_for_bit(name)
                     results = []
                     for half in (True, False):
                         model.half_parameters = half
-                        step = QuantizeStep(y, model.slice_channels, False)
+                        step = QuantizeStep(y, model.slice_channels, "round")
                         y_hat = run_slices(model, hyper, step)
                         results.append((y_hat, *step.parameters()))
                 for fast, ref in zip(*results):
@@ -280,7 +280,7 @@ def test_half_grid_entropy_parameters_at_full_width():
         outs = []
         for half in (True, False):
             model.half_parameters = half
-            step = QuantizeStep(y, model.slice_channels, False)
+            step = QuantizeStep(y, model.slice_channels, "round")
             outs.append((run_slices(model, hyper, step), *step.parameters()))
     for fast, ref in zip(*outs):
         assert torch.equal(fast, ref)

@@ -48,7 +48,7 @@ def _print_curve(results) -> None:
 def _eval_points(args):
     """[(quality, model, record)] for the requested weights or bundled qualities."""
     from .. import zoo
-    from ..io.weights import load_model, model_digest
+    from ..io.weights import load_model, model_digest, training_tradeoff
 
     points = []
     if args.weights:
@@ -58,7 +58,11 @@ def _eval_points(args):
             model = load_model(w)
             if args.model and model.config.name != args.model:
                 raise UsageError(f"--model {args.model} but {w} holds {model.config.name}")
-            points.append((i, model, {"quality": i, "weights": str(Path(w).resolve()), "sha256": model_digest(model)}))
+            record = {"quality": i, "weights": str(Path(w).resolve()), "sha256": model_digest(model)}
+            lmbda, metric = training_tradeoff(w)
+            if lmbda is not None:
+                record.update({"lambda": lmbda, "metric": metric or "mse"})
+            points.append((i, model, record))
         return points
     name = args.model or DEFAULT_MODEL
     entries = [e for e in zoo.entries() if e.model == name and e.metric == args.metric]
@@ -82,7 +86,19 @@ def _cmd_eval(args) -> int:
     points = _eval_points(args)
     name = args.name or points[0][1].config.name
     metric = "custom" if args.weights else args.metric
-    fns = [(q, model_codec(m, estimate=args.estimate, quality=q if not args.weights else 0, metric=metric)) for q, m, _ in points]
+    if args.refine < 0:
+        raise UsageError("--refine must be 0 or more steps")
+    if args.refine and args.estimate:
+        raise UsageError("--refine codes real files; it cannot be combined with --estimate")
+    fns = []
+    for q, m, record in points:
+        search = {}
+        if args.refine:
+            if "lambda" not in record:
+                raise UsageError(f"{record['weights']} does not record its lambda, which --refine needs")
+            search = {"refine": args.refine, "lmbda": record["lambda"], "search_metric": record.get("metric", args.metric)}
+            record["refine"] = args.refine
+        fns.append((q, model_codec(m, estimate=args.estimate, quality=q if not args.weights else 0, metric=metric, **search)))
     kind = "estimate" if args.estimate else "bitstream"
     results = run_points(
         name, fns, images, bpp_kind=kind, progress=not args.quiet,
@@ -194,6 +210,7 @@ def add_commands(sub) -> None:
     ev.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled models' training metric")
     ev.add_argument("--weights", nargs="+", help="weights files instead of bundled models (one rate point each)")
     ev.add_argument("--estimate", action="store_true", help="entropy estimate from the likelihoods instead of real files")
+    ev.add_argument("--refine", type=int, default=0, metavar="STEPS", help="encode with the latent search (see compress)")
     ev.add_argument("--name", help="curve name in the results (default: the model family)")
     ev.add_argument("-o", "--output", help="results JSON file")
     ev.add_argument("--force", action="store_true", help="overwrite OUTPUT")

@@ -79,16 +79,28 @@ def _run_batch(inputs: list[Path], outputs: list[Path], desc: str, one) -> int:
 
 # -- compress ---------------------------------------------------------------------
 def _encoder_model(args):
+    """(model, quality, metric, search options for compress_image)."""
     from .. import zoo
-    from ..io.weights import load_model
+    from ..io.weights import load_model, training_tradeoff
 
+    if args.refine < 0:
+        raise UsageError("--refine must be 0 or more steps")
+    if args.refine_lambda is not None and not args.refine_lambda > 0:
+        raise UsageError("--refine-lambda must be positive")
     if args.weights:
         model = load_model(args.weights)
         if args.model and args.model != model.config.name:
             raise UsageError(f"--model {args.model} but {args.weights} holds {model.config.name}")
-        return model, args.quality or 0, "custom"
-    entry = zoo.find(args.model or DEFAULT_MODEL, args.quality, args.metric)
-    return zoo.load(entry), entry.quality, entry.metric
+        lmbda, metric = training_tradeoff(args.weights)
+        quality, header_metric = args.quality or 0, "custom"
+    else:
+        entry = zoo.find(args.model or DEFAULT_MODEL, args.quality, args.metric)
+        model, quality, header_metric, lmbda, metric = zoo.load(entry), entry.quality, entry.metric, entry.lmbda, entry.metric
+    lmbda = args.refine_lambda or lmbda
+    if args.refine and lmbda is None:
+        raise UsageError(f"{args.weights} does not record its lambda: give --refine-lambda")
+    search = {"refine": args.refine, "lmbda": lmbda, "search_metric": metric or "mse"}
+    return model, quality, header_metric, search
 
 
 def _cmd_compress(args) -> int:
@@ -100,11 +112,11 @@ def _cmd_compress(args) -> int:
     if args.tile <= 0 or args.tile % 64 or args.tile > MAX_TILE:
         raise UsageError(f"--tile must be a positive multiple of 64, at most {MAX_TILE}")
     inputs, outputs = _plan_outputs(args, ".mlic")
-    model, quality, metric = _encoder_model(args)
+    model, quality, metric, search = _encoder_model(args)
 
     def one(src: Path, dst: Path) -> str:
         image = read_image(src)
-        data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify)
+        data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify, **search)
         atomic_write(dst, lambda f: f.write(data), force=args.force)
         bpp = 8 * len(data) / (image.height * image.width)
         return f"{len(data):,} bytes, {bpp:.4f} bpp" + (", verified" if args.verify else "")
@@ -307,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tile", type=int, default=2048,
                    help="code larger images in tiles of this many pixels (multiple of 64, at most 4096)")
     c.add_argument("--verify", action="store_true", help="decode each result again and check it is exact")
+    c.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="encoder-side latent search: STEPS gradient steps per tile (slower encoding, "
+                        "smaller files at equal quality; any decoder reads them)")
+    c.add_argument("--refine-lambda", type=float, metavar="LAMBDA",
+                   help="trade-off for --refine (default: the one the weights were trained for)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--threads", type=int, help="CPU threads for torch")
     c.set_defaults(func=_cmd_compress)

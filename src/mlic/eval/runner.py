@@ -92,15 +92,18 @@ def run_points(
     return Results(name, series, description, info)
 
 
-def model_codec(model, *, estimate: bool = False, quality: int = 0, metric: str = "custom") -> CodecFn:
-    """A learned model as a codec function: a real ``.mlic`` file, or the entropy estimate."""
+def model_codec(model, *, estimate: bool = False, quality: int = 0, metric: str = "custom", **search) -> CodecFn:
+    """A learned model as a codec function: a real ``.mlic`` file, or the entropy estimate.
+
+    ``search``: ``refine``, ``lmbda``, ``search_metric`` of :func:`mlic.codec.compress_image`.
+    """
     import torch
 
     from ..codec import compress_image, decompress_bytes
 
     def real(rgb: np.ndarray) -> Coded:
         t0 = time.perf_counter()
-        data = compress_image(model, ImageData(rgb), quality=quality, metric=metric)
+        data = compress_image(model, ImageData(rgb), quality=quality, metric=metric, **search)
         t1 = time.perf_counter()
         out = decompress_bytes(data, model)
         t2 = time.perf_counter()

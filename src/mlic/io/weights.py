@@ -108,6 +108,18 @@ def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = 
     return path
 
 
+def training_tradeoff(path: str | Path) -> tuple[float | None, str | None]:
+    """``(lambda, metric)`` recorded in an exported weights file (``mlic export``), or Nones."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        lmbda = float(meta["lambda"]) if "lambda" in meta else None
+    except (SafetensorError, OSError, ValueError):
+        return None, None
+    metric = meta.get("metric")
+    return lmbda, metric if metric in ("mse", "ms-ssim") else None
+
+
 def load_model(path: str | Path) -> MLIC:
     """Build the model described by a weights file and load its tensors (eval mode)."""
     path = Path(path)

@@ -33,6 +33,7 @@ from ..context.global_intra import GlobalIntraContext
 from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
+from ..entropy.quantize import quantize
 from ..nn.invariant import make_thread_invariant
 from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
@@ -258,16 +259,33 @@ class MLIC(nn.Module):
         Inputs of any size are padded right/bottom to a multiple of 64 and
         ``x_hat`` is cropped back; likelihoods cover the padded latents.
         """
-        h, w = x.shape[-2:]
-        y = self.analysis(x)
+        return self.forward_latent(self.analysis(x), tuple(x.shape[-2:]), "train" if self.training else "eval")
+
+    def forward_latent(self, y: Tensor, size: tuple[int, int], mode: str) -> dict:
+        """The rate-distortion pass from a latent ``y`` (of the image padded from ``size``).
+
+        ``mode``:
+        - ``"train"``: additive noise for the likelihoods, STE rounding for what g_s and the
+          contexts see (the training forward);
+        - ``"eval"``: rounding everywhere, no gradients through the rounding;
+        - ``"search"``: rounding everywhere (the values and likelihoods are exactly those of
+          the coded file) with straight-through gradients to ``y``; used by the
+          encoder-side latent search (:func:`mlic.models.refine.refine_latent`).
+        """
+        if mode not in ("train", "eval", "search"):
+            raise ValueError(f"unknown pass mode {mode!r}")
+        h, w = size
         z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z, training=self.training)
-        z_hat = self.entropy_bottleneck.dequantize_ste(z) if self.training else torch.round(z - self._z_median(z)) + self._z_median(z)
+        _, z_likelihoods = self.entropy_bottleneck(z, training=mode == "train")
+        z_hat = torch.round(z - self._z_median(z)) + self._z_median(z) if mode == "eval" else self.entropy_bottleneck.dequantize_ste(z)
         hyper = self.h_s(z_hat)
-        step = QuantizeStep(y, self.slice_channels, self.training)
+        step = QuantizeStep(y, self.slice_channels, "round" if mode == "eval" else "ste")
         y_hat = run_slices(self, hyper, step)
         scales, means = step.parameters()
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=self.training)
+        if mode == "search":
+            y_likelihoods = self.gaussian_conditional.likelihood(quantize(y, "ste", means), scales, means)
+        else:
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=mode == "train")
         x_hat = self.synthesis(y_hat)[..., :h, :w]
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
 
@@ -288,7 +306,7 @@ class MLIC(nn.Module):
         return -(-self.slices // 4)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True) -> dict:
+    def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True, y: Tensor | None = None) -> dict:
         """Entropy-code a batch.
 
         Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
@@ -296,9 +314,14 @@ class MLIC(nn.Module):
         One y string per image holds every slice, anchors before non-anchors
         (§6.3); one z string per image. ``z_in_checks`` seeds the first checksum
         with the decoded hyper-latent (format version 2; False reproduces version 1).
+        ``y``: the latent to code instead of ``g_a(x)`` (from :func:`mlic.models.refine.refine_latent`);
+        the decoder needs nothing to know.
         """
         h, w = x.shape[-2:]
-        y = self.analysis(x)
+        if y is None:
+            y = self.analysis(x)
+        elif y.shape[-2:] != ((h + 63) // 64 * 4, (w + 63) // 64 * 4) or y.shape[:2] != (x.shape[0], self.M):
+            raise ValueError(f"latent of shape {tuple(y.shape)} does not belong to an image of {h}x{w}")
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)

@@ -59,11 +59,14 @@ def run_slices(model, hyper: Tensor, step: Step) -> Tensor:
 
 
 class QuantizeStep:
-    """Training and eval forward: ``STE_round`` (training) or ``round`` (eval) around the mean."""
+    """Training and eval forward: ``"ste"`` (STE_round, training and the latent search) or
+    ``"round"`` (eval) around the mean."""
 
-    def __init__(self, y: Tensor, slice_channels: int, training: bool) -> None:
+    def __init__(self, y: Tensor, slice_channels: int, mode: str) -> None:
+        if mode not in ("ste", "round"):
+            raise ValueError(f"unknown quantisation mode {mode!r}")
         self.y_slices = y.split(slice_channels, dim=1)
-        self.mode = "ste" if training else "round"
+        self.mode = mode
         self.scales: list[Tensor] = []
         self.means: list[Tensor] = []
 
