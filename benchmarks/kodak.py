@@ -2,6 +2,7 @@
 
     python benchmarks/kodak.py [-o runs/kodak] [--codecs jpeg webp ...] [--images 24]
                                [--vvenc-preset medium] [--threads 2] [--redo [NAME ...]]
+                               [--refine STEPS]
 
 Runs ``mlic eval`` on the bundled models and ``mlic bench`` on every classic codec
 over ../shared/data/kodak (24 images), keeping each curve in OUT/<name>.json (an
@@ -9,7 +10,8 @@ existing file is reused unless named by --redo, so an interrupted run continues)
 the RD points and the BD-rates (PCHIP, PSNR-RGB) of every curve against JPEG, WebP
 and AVIF measured here and against the published VTM anchor, and writes OUT/rd.svg
 and the HTML report OUT/report/index.html. Takes about 25 minutes on 2 cores, most of
-it VVenC (medium) and AVIF.
+it VVenC (medium) and AVIF. ``--refine STEPS`` adds the curve "mlic-refine" of the bundled
+models encoded with the encoder-side latent search (``mlic eval --refine STEPS``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--redo", nargs="*", metavar="NAME",
                     help="recompute these curves (mlic, jpeg, ...) even if OUT has them; no names: all")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS", help="also the bundled models with --refine STEPS")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -60,12 +63,14 @@ def main() -> None:
             (folder / p.name).symlink_to(p.resolve())
         curves: list[Path] = []
         jobs = [("mlic", ["eval", folder, "--name", "mlic (bundled)"])]
+        if args.refine:
+            jobs.append(("mlic-refine", ["eval", folder, "--name", f"mlic (refine {args.refine})", "--refine", args.refine]))
         for c in args.codecs:
             extra = ["--preset", args.vvenc_preset] if c == "vvenc" else []
             jobs.append((c, ["bench", c, folder, *extra]))
         for name, cmd in jobs:
             path = out / f"{name}.json"
-            if name != "mlic":
+            if not name.startswith("mlic"):
                 try:
                     CODECS[name].check()
                 except CodecUnavailable as exc:
