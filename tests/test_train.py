@@ -149,3 +149,27 @@ def test_two_process_ddp_matches_one_process(folder, tmp_path):
     # same data and same initial weights; only the quantisation noise differs between the runs
     np.testing.assert_allclose(a, b, rtol=0.02)
     assert load_checkpoint(tmp_path / "two" / "last.ckpt")["world"] == 2
+
+
+def test_revive_channels_scales_only_the_unused_rows(folder, tmp_path):
+    """scripts/revive-channels: rows of g_a's last conv of channels under the threshold are
+    multiplied by the gain, all other tensors stay as they were."""
+    from mlic.io import load_model, save_model
+    from mlic.models import build
+
+    src, dst = tmp_path / "in.safetensors", tmp_path / "out.safetensors"
+    save_model(build("mlic-plus", **TINY), src)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "revive-channels"
+    run = lambda *a: subprocess.run([sys.executable, str(script), str(src), str(dst), "--data", str(folder), *a],  # noqa: E731
+                                    capture_output=True, text=True)  # fmt: skip
+    r = run("--threshold", "0", "--gain", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("0 of 32 channels")
+    before, after = load_model(src).state_dict(), load_model(dst).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    r = run("--threshold", "1.01", "--gain", "3")  # every channel is "unused"
+    assert r.returncode == 0 and r.stdout.startswith("32 of 32 channels"), r.stderr
+    after = load_model(dst).state_dict()
+    key = [k for k in before if k.startswith("g_a.") and k.endswith(".weight")][-1]
+    torch.testing.assert_close(after[key], 3 * before[key])
+    assert all(torch.equal(before[k], after[k]) for k in before if k != key)

@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--aux-lr", type=float, default=1e-3, help="Adam learning rate of the bottleneck quantiles")
     t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
     t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="data order and initialisation (use a new one with --init)")
     t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="g_a/g_s precision")
     t.add_argument("--threads", type=int, help="CPU threads per process")
     t.add_argument("--checkpoint-every", type=int, default=1000)
