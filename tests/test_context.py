@@ -116,7 +116,7 @@ class _Probe(QuantizeStep):
 
 
 def _params(model, y, hyper):
-    probe = _Probe(y, model.slice_channels, training=False)
+    probe = _Probe(y, model.slice_channels, "round")
     with torch.no_grad():
         run_slices(model, hyper, probe)
     return probe.seen
