@@ -123,10 +123,6 @@ class EntropyBottleneck(TabledEntropyModel):
         z_rate = quantize(z, "noise") if training else quantize(z, "round", self._median_like(z))
         return z_rate, self.likelihood(z_rate)
 
-    def dequantize_ste(self, z: Tensor) -> Tensor:
-        """``STE_round(z - m) + m``: the value the decoder sees, differentiable for training."""
-        return quantize(z, "ste", self._median_like(z))
-
     # -- tables and coding ----------------------------------------------
     @torch.no_grad()
     def update(self, force: bool = False) -> bool:

@@ -277,7 +277,7 @@ class MLIC(nn.Module):
         h, w = size
         z = self.h_a(y)
         _, z_likelihoods = self.entropy_bottleneck(z, training=mode == "train")
-        z_hat = torch.round(z - self._z_median(z)) + self._z_median(z) if mode == "eval" else self.entropy_bottleneck.dequantize_ste(z)
+        z_hat = quantize(z, "round" if mode == "eval" else "ste", self._z_median(z))
         hyper = self.h_s(z_hat)
         step = QuantizeStep(y, self.slice_channels, "round" if mode == "eval" else "ste")
         y_hat = run_slices(self, hyper, step)
