@@ -113,5 +113,8 @@ def test_cli_refine(tmp_path, weights):
     r = run("compress", str(src), "-o", str(tmp_path / "b.mlic"), "--weights", str(weights), "--refine", "2",
             "--refine-lambda", "0.01")  # fmt: skip
     assert r.returncode == 0, r.stderr
-    r = run("compress", str(src), "-o", str(tmp_path / "c.mlic"), "--refine", "-1")
-    assert r.returncode != 0 and "Traceback" not in r.stderr
+    for verb in (["compress", str(src), "-o", str(tmp_path / "c.mlic")], ["eval", str(src)]):
+        for bad in ("-1", "2.5"):
+            r = run(*verb, "--refine", bad)
+            assert r.returncode == 1 and "--refine" in r.stderr and "Traceback" not in r.stderr, (verb, bad, r.stderr)
+    assert not (tmp_path / "c.mlic").exists()

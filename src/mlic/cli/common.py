@@ -20,6 +20,17 @@ class UsageError(Exception):
     """Wrong combination of arguments (exit code 1)."""
 
 
+def step_count(text: str) -> int:
+    """argparse type for ``--refine``: a whole number of steps, 0 or more (else exit 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of steps") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more steps")
+    return value
+
+
 def _set_threads(n: int | None) -> None:
     if n is not None:
         import torch

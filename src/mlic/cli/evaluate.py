@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MlicError
-from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads
+from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads, step_count
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
@@ -86,8 +86,6 @@ def _cmd_eval(args) -> int:
     points = _eval_points(args)
     name = args.name or points[0][1].config.name
     metric = "custom" if args.weights else args.metric
-    if args.refine < 0:
-        raise UsageError("--refine must be 0 or more steps")
     if args.refine and args.estimate:
         raise UsageError("--refine codes real files; it cannot be combined with --estimate")
     fns = []
@@ -210,7 +208,7 @@ def add_commands(sub) -> None:
     ev.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled models' training metric")
     ev.add_argument("--weights", nargs="+", help="weights files instead of bundled models (one rate point each)")
     ev.add_argument("--estimate", action="store_true", help="entropy estimate from the likelihoods instead of real files")
-    ev.add_argument("--refine", type=int, default=0, metavar="STEPS", help="encode with the latent search (see compress)")
+    ev.add_argument("--refine", type=step_count, default=0, metavar="STEPS", help="encode with the latent search (see compress)")
     ev.add_argument("--name", help="curve name in the results (default: the model family)")
     ev.add_argument("-o", "--output", help="results JSON file")
     ev.add_argument("--force", action="store_true", help="overwrite OUTPUT")

@@ -25,6 +25,7 @@ from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     _Parser,
     _progress,
     _set_threads,
+    step_count,
 )
 
 
@@ -83,8 +84,6 @@ def _encoder_model(args):
     from .. import zoo
     from ..io.weights import load_model, training_tradeoff
 
-    if args.refine < 0:
-        raise UsageError("--refine must be 0 or more steps")
     if args.refine_lambda is not None and not args.refine_lambda > 0:
         raise UsageError("--refine-lambda must be positive")
     if args.weights:
@@ -319,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tile", type=int, default=2048,
                    help="code larger images in tiles of this many pixels (multiple of 64, at most 4096)")
     c.add_argument("--verify", action="store_true", help="decode each result again and check it is exact")
-    c.add_argument("--refine", type=int, default=0, metavar="STEPS",
+    c.add_argument("--refine", type=step_count, default=0, metavar="STEPS",
                    help="encoder-side latent search: STEPS gradient steps per tile (slower encoding, "
                         "smaller files at equal quality; any decoder reads them)")
     c.add_argument("--refine-lambda", type=float, metavar="LAMBDA",
