@@ -13,7 +13,7 @@ from conftest import TINY, kodak_crop
 from mlic.codec import compress_image, decompress_bytes
 from mlic.io.image import ImageData
 from mlic.models import build
-from mlic.models.refine import refine_latent
+from mlic.models.refine import default_lr, refine_latent
 from mlic.train.loss import RateDistortionLoss
 
 
@@ -95,7 +95,7 @@ def test_bundled_model_real_files_cost_less_after_the_search():
     plain = real_cost(compress_image(model, ImageData(rgb), quality=entry.quality, metric=entry.metric))
     refined = real_cost(compress_image(model, ImageData(rgb), quality=entry.quality, metric=entry.metric,
                                        refine=12, lmbda=entry.lmbda))  # fmt: skip
-    assert refined < 0.985 * plain  # measured: -2.4 %
+    assert refined < 0.92 * plain  # measured: -15.4 % (with lr 0.01 for every rate it was -2.4 %)
 
 
 def test_cli_refine(tmp_path, weights):
@@ -118,3 +118,10 @@ def test_cli_refine(tmp_path, weights):
             r = run(*verb, "--refine", bad)
             assert r.returncode == 1 and "--refine" in r.stderr and "Traceback" not in r.stderr, (verb, bad, r.stderr)
     assert not (tmp_path / "c.mlic").exists()
+
+
+def test_default_step_size_grows_with_the_rate_within_bounds():
+    lrs = [default_lr(l) for l in (1e-4, 0.0035, 0.013, 0.0483, 1.0)]
+    assert lrs == sorted(lrs) and lrs[0] == 5e-3 and lrs[-1] == 0.2
+    assert abs(default_lr(0.0483) - 0.1449) < 1e-9
+    assert default_lr(60.5, "ms-ssim") == 1e-2
