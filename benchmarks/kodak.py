@@ -2,7 +2,7 @@
 
     python benchmarks/kodak.py [-o runs/kodak] [--codecs jpeg webp ...] [--images 24]
                                [--vvenc-preset medium] [--threads 2] [--redo [NAME ...]]
-                               [--refine STEPS]
+                               [--refine STEPS [--jobs N]]
 
 Runs ``mlic eval`` on the bundled models and ``mlic bench`` on every classic codec
 over ../shared/data/kodak (24 images), keeping each curve in OUT/<name>.json (an
@@ -11,13 +11,16 @@ the RD points and the BD-rates (PCHIP, PSNR-RGB) of every curve against JPEG, We
 and AVIF measured here and against the published VTM anchor, and writes OUT/rd.svg
 and the HTML report OUT/report/index.html. Takes about 25 minutes on 2 cores, most of
 it VVenC (medium) and AVIF. ``--refine STEPS`` adds the curve "mlic-refine" of the bundled
-models encoded with the encoder-side latent search (``mlic eval --refine STEPS``).
+models encoded with the encoder-side latent search (``mlic eval --refine STEPS``); with
+``--jobs N`` that curve is measured by N one-thread processes, one quality each
+(OUT/mlic-refine.qQ.json, reused like the curves), then merged.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +32,9 @@ import numpy as np
 from mlic.cli.main import main as mlic
 from mlic.eval.bd import bd_rate
 from mlic.eval.classic import CODECS, CodecUnavailable
-from mlic.eval.results import load_results
+from mlic import zoo
+from mlic.cli.common import DEFAULT_MODEL
+from mlic.eval.results import load_results, merge_results, save_results
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -38,6 +43,30 @@ def run(*args) -> None:
     rc = mlic([str(a) for a in args])
     if rc != 0:
         raise SystemExit(f"mlic {args[0]} failed with exit code {rc}")
+
+
+def refine_in_parts(cmd: list, out: Path, jobs: int, redo: bool) -> None:
+    """The refine curve as one one-thread ``mlic eval`` process per bundled quality, ``jobs``
+    at a time; parts already in OUT are reused unless ``redo``; then merged into one curve."""
+    qualities = sorted(e.quality for e in zoo.entries() if e.model == DEFAULT_MODEL and e.metric == "mse")
+    parts = {q: out / f"mlic-refine.q{q}.json" for q in qualities}
+    todo = [q for q in qualities if redo or not parts[q].exists()]
+    running: list[subprocess.Popen] = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            q = todo.pop(0)
+            argv = [sys.executable, "-m", "mlic.cli.main", *map(str, cmd), "--quality", str(q),
+                    "-o", str(parts[q]), "--force", "--threads", "1", "--quiet"]  # fmt: skip
+            running.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        time.sleep(1)
+        for p in [p for p in running if p.poll() is not None]:
+            running.remove(p)
+            if p.returncode != 0:
+                for other in running:
+                    other.terminate()
+                raise SystemExit(f"mlic eval (refine part) failed with exit code {p.returncode}")
+    merged = merge_results([load_results(parts[q]) for q in qualities])
+    save_results(merged, out / "mlic-refine.json")
 
 
 def main() -> None:
@@ -50,6 +79,7 @@ def main() -> None:
     ap.add_argument("--redo", nargs="*", metavar="NAME",
                     help="recompute these curves (mlic, jpeg, ...) even if OUT has them; no names: all")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS", help="also the bundled models with --refine STEPS")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (one thread, one quality each) for the --refine curve")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -78,7 +108,10 @@ def main() -> None:
                     continue
             if not path.exists() or (args.redo is not None and (not args.redo or name in args.redo)):
                 t0 = time.perf_counter()
-                run(*cmd, "-o", path, "--force", "--threads", args.threads, "--quiet")
+                if name == "mlic-refine" and args.jobs > 1:
+                    refine_in_parts(cmd, out, args.jobs, redo=args.redo is not None)
+                else:
+                    run(*cmd, "-o", path, "--force", "--threads", args.threads, "--quiet")
                 print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
             curves.append(path)
 

@@ -20,7 +20,7 @@ from conftest import KODAK, TINY
 from mlic.cli.main import main
 from mlic.eval.bd import METHODS, bd_psnr, bd_rate
 from mlic.eval.classic import CODECS, rgb_to_ycbcr, ycbcr_to_rgb
-from mlic.eval.results import load_results
+from mlic.eval.results import Results, ResultsError, load_results, merge_results
 from mlic.io import save_model
 from mlic.models import build
 
@@ -253,3 +253,23 @@ def test_report_loads_in_headless_chromium_and_shows_plot_and_crops(tmp_path, im
     assert (top < 200).any(axis=2).mean() > 0.01  # plot lines and text
     colours = len(np.unique(bottom.reshape(-1, 3), axis=0))
     assert colours > 2000  # photographic crops, not just text and lines
+
+
+def test_merge_results_orders_points_by_rate_and_keeps_per_image_values_in_step():
+    def part(qs, bpps):
+        per = {f"im{i}.png": {"bpp": [b + i for b in bpps], "psnr-rgb": [30.0 + q for q in qs]} for i in range(2)}
+        series = {"quality": qs, "bpp": bpps, "psnr-rgb": [30.0 + q for q in qs]}
+        return Results("m", series, "d", {"per_image": per, "points": [{"quality": q} for q in qs]})
+
+    merged = merge_results([part([5, 2], [0.9, 0.2]), part([3], [0.4])], name="all")
+    assert merged.name == "all"
+    assert merged.series["quality"] == [2, 3, 5] and merged.series["bpp"] == [0.2, 0.4, 0.9]
+    assert [p["quality"] for p in merged.extra["points"]] == [2, 3, 5]
+    assert merged.extra["per_image"]["im1.png"]["bpp"] == [1.2, 1.4, 1.9]
+    assert merged.extra["per_image"]["im0.png"]["psnr-rgb"] == [32.0, 33.0, 35.0]
+    other = part([4], [0.5])
+    other.extra["per_image"] = {"x.png": other.extra["per_image"]["im0.png"]}
+    with pytest.raises(ResultsError, match="other images"):
+        merge_results([part([2], [0.2]), other])
+    with pytest.raises(ResultsError, match="metrics"):
+        merge_results([part([2], [0.2]), Results("n", {"bpp": [0.3]})])

@@ -113,6 +113,38 @@ def save_results(results: Results, path: str | Path, force: bool = True) -> Path
     return atomic_write(Path(path), lambda f: f.write(text.encode()), force=force)
 
 
+def merge_results(parts: list[Results], name: str | None = None) -> Results:
+    """One curve from curves of the same codec measured on the same images in pieces
+    (for example one process per quality), rate points ordered by bpp.
+
+    The parts must have the same metrics and, where recorded, the same image names;
+    ``points`` (what each rate point was) and ``per_image`` lists are merged in step.
+    """
+    if not parts:
+        raise ResultsError("nothing to merge")
+    keys = set(parts[0].series)
+    images = parts[0].extra.get("per_image")
+    for r in parts[1:]:
+        if set(r.series) != keys:
+            raise ResultsError(f"{r.name}: its metrics differ from {parts[0].name}'s")
+        if (r.extra.get("per_image") is None) != (images is None) or (
+            images is not None and set(r.extra["per_image"]) != set(images)
+        ):
+            raise ResultsError(f"{r.name}: measured on other images than {parts[0].name}")
+    # (part, index) of every rate point, by bpp
+    order = sorted(((p, i) for p, r in enumerate(parts) for i in range(len(r.series["bpp"]))),
+                   key=lambda pi: parts[pi[0]].series["bpp"][pi[1]])  # fmt: skip
+    series = {k: [parts[p].series[k][i] for p, i in order] for k in parts[0].series}
+    extra = dict(parts[0].extra)
+    if images is not None:
+        extra["per_image"] = {
+            img: {k: [parts[p].extra["per_image"][img][k][i] for p, i in order] for k in images[img]} for img in images
+        }
+    if all(isinstance(r.extra.get("points"), list) for r in parts):
+        extra["points"] = [parts[p].extra["points"][i] for p, i in order]
+    return Results(name or parts[0].name, series, parts[0].description, extra)
+
+
 def environment(threads: int | None = None, device: str = "cpu") -> dict:
     """Versions and machine facts recorded with every results file."""
     import numpy
