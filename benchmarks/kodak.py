@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mlic import zoo
+from mlic.cli.common import DEFAULT_MODEL
 from mlic.cli.main import main as mlic
 from mlic.eval.bd import bd_rate
 from mlic.eval.classic import CODECS, CodecUnavailable
-from mlic import zoo
-from mlic.cli.common import DEFAULT_MODEL
 from mlic.eval.results import load_results, merge_results, save_results
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -106,10 +106,11 @@ def main() -> None:
                 except CodecUnavailable as exc:
                     print(f"skipped {name}: {exc}", file=sys.stderr)
                     continue
-            if not path.exists() or (args.redo is not None and (not args.redo or name in args.redo)):
+            redo = args.redo is not None and (not args.redo or name in args.redo)
+            if not path.exists() or redo:
                 t0 = time.perf_counter()
                 if name == "mlic-refine" and args.jobs > 1:
-                    refine_in_parts(cmd, out, args.jobs, redo=args.redo is not None)
+                    refine_in_parts(cmd, out, args.jobs, redo=redo)
                 else:
                     run(*cmd, "-o", path, "--force", "--threads", args.threads, "--quiet")
                 print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
