@@ -1,16 +1,16 @@
 # The README's two set-up commands: `make demo` and `make test`.
+# Both install the pinned environment of requirements.lock (scripts/lock writes it), then mlic
+# itself (editable, without dependencies: nothing beyond the lock is installed).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mlic-installed
 
 .PHONY: demo test install
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch first: the pinned CPU wheel; a bare `torch` would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,6 +1,6 @@
 """Determinism matrix: encode in one process, decode in another, across thread counts.
 
-    python benchmarks/determinism.py [--images 24] [--weights W ...] [-o runs/determinism]
+    python benchmarks/determinism.py --kodak DIR [--images 24] [--weights W ...] [-o runs/determinism]
 
 For every bundled model (or the given weights) and every encoder setting (threads 1 or 2,
 with or without --verify), the Kodak images are compressed by one ``mlic compress`` process
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 from itertools import product
@@ -23,12 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def cli(*args, threads: int) -> subprocess.CompletedProcess:
-    import os
-
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return subprocess.run([sys.executable, "-m", "mlic.cli.main", *map(str, args), "--threads", str(threads)],
                           capture_output=True, text=True, env=env)  # fmt: skip
@@ -36,13 +33,18 @@ def cli(*args, threads: int) -> subprocess.CompletedProcess:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kodak", default=os.environ.get("MLIC_KODAK"), help="folder of the Kodak images (default: $MLIC_KODAK)")
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--weights", nargs="*", help="weights files instead of the bundled models")
     ap.add_argument("-o", "--out", default="runs/determinism")
     args = ap.parse_args()
     from mlic import zoo
 
-    images = sorted((SHARED / "kodak").glob("kodim*.png"))[: args.images]
+    if not args.kodak:
+        raise SystemExit("give --kodak DIR (the Kodak PNGs) or set MLIC_KODAK")
+    images = sorted(Path(args.kodak).glob("kodim*.png"))[: args.images]
+    if not images:
+        raise SystemExit(f"no Kodak images (kodim*.png) in {args.kodak}")
     models = [(Path(w).stem, ["--weights", w]) for w in args.weights] if args.weights else \
         [(f"{e.model} q{e.quality}", ["--model", e.model, "--quality", e.quality]) for e in zoo.entries()]  # fmt: skip
     out = Path(args.out)

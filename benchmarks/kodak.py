@@ -1,14 +1,14 @@
 """The README's Kodak RD table in one run: bundled models and classic codecs, real bitstreams.
 
-    python benchmarks/kodak.py [-o runs/kodak] [--codecs jpeg webp ...] [--images 24]
+    python benchmarks/kodak.py --kodak DIR [-o runs/kodak] [--codecs jpeg webp ...] [--images 24]
                                [--vvenc-preset medium] [--threads 2] [--redo [NAME ...]]
                                [--refine STEPS [--jobs N]]
 
 Runs ``mlic eval`` on the bundled models and ``mlic bench`` on every classic codec
-over ../shared/data/kodak (24 images), keeping each curve in OUT/<name>.json (an
+over the Kodak images in DIR (``--kodak``, default ``$MLIC_KODAK``; 24 images), keeping each curve in OUT/<name>.json (an
 existing file is reused unless named by --redo, so an interrupted run continues), then prints
 the RD points and the BD-rates (PCHIP, PSNR-RGB) of every curve against JPEG, WebP
-and AVIF measured here and against the published VTM anchor, and writes OUT/rd.svg
+and AVIF measured here and against the published VTM anchor (tests/data/anchors/kodak/vtm.json), and writes OUT/rd.svg
 and the HTML report OUT/report/index.html. Takes about 25 minutes on 2 cores, most of
 it VVenC (medium) and AVIF. ``--refine STEPS`` adds the curve "mlic-refine" of the bundled
 models encoded with the encoder-side latent search (``mlic eval --refine STEPS``); with
@@ -19,6 +19,7 @@ models encoded with the encoder-side latent search (``mlic eval --refine STEPS``
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from mlic.eval.bd import bd_rate
 from mlic.eval.classic import CODECS, CodecUnavailable
 from mlic.eval.results import load_results, merge_results, save_results
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VTM = Path(__file__).resolve().parents[1] / "tests" / "data" / "anchors" / "kodak" / "vtm.json"
 
 
 def run(*args) -> None:
@@ -71,6 +72,7 @@ def refine_in_parts(cmd: list, out: Path, jobs: int, redo: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kodak", default=os.environ.get("MLIC_KODAK"), help="folder of the Kodak images (default: $MLIC_KODAK)")
     ap.add_argument("-o", "--out", default="runs/kodak", help="output folder (default runs/kodak)")
     ap.add_argument("--codecs", nargs="*", default=list(CODECS), help=f"classic codecs (default: {' '.join(CODECS)})")
     ap.add_argument("--images", type=int, default=24, help="first N Kodak images")
@@ -84,9 +86,11 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kodak = sorted((SHARED / "kodak").glob("kodim*.png"))[: args.images]
+    if not args.kodak:
+        raise SystemExit("give --kodak DIR (the 24 Kodak PNGs) or set MLIC_KODAK")
+    kodak = sorted(Path(args.kodak).glob("kodim*.png"))[: args.images]
     if not kodak:
-        raise SystemExit(f"no Kodak images in {SHARED / 'kodak'}")
+        raise SystemExit(f"no Kodak images (kodim*.png) in {args.kodak}")
     with tempfile.TemporaryDirectory(prefix="mlic-kodak-") as tmp:
         folder = Path(tmp)
         for p in kodak:
@@ -118,9 +122,7 @@ def main() -> None:
 
         results = {p.stem: load_results(p) for p in curves}
         anchors = {k: results[k] for k in ("jpeg", "webp", "avif") if k in results}
-        vtm = SHARED / "anchors" / "kodak" / "vtm.json"
-        if vtm.exists():
-            anchors["VTM (published)"] = load_results(vtm)
+        anchors["VTM (published)"] = load_results(VTM)
         print(f"\nKodak, {len(kodak)} images, whole-file bpp, PSNR-RGB on 8-bit output, {args.threads} threads")
         head = f"{'curve':<22}{'points':>7}{'bpp range':>16}{'PSNR range':>16}"
         print(head + "".join(f"{'vs ' + a:>20}" for a in anchors))
@@ -137,7 +139,7 @@ def main() -> None:
             print(f"{r.name:<22}{len(bpp):>7}{bpp.min():>8.3f}-{bpp.max():<7.3f}{psnr.min():>8.2f}-{psnr.max():<7.2f}"
                   + "".join(f"{c:>20}" for c in cells))  # fmt: skip
         print("\nBD-rate: PCHIP over the overlapping PSNR range; negative = fewer bits than the column's anchor.")
-        plot_inputs = [*curves] + ([vtm] if vtm.exists() else [])
+        plot_inputs = [*curves, VTM]
         run("plot", *plot_inputs, "-o", out / "rd.svg", "--force", "--max-bpp", "2.5")
         report_inputs = [c for c in curves if c.stem in ("mlic", "jpeg", "webp", "avif", "vvenc")]
         if (out / "report").exists():

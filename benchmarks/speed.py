@@ -1,6 +1,7 @@
 """Forward, compress and decompress times of the default models (random weights).
 
     python benchmarks/speed.py [--size 768x512] [--threads 2] [--repeats 3] [--models mlic,mlic-plus,mlic-plusplus]
+                               [--probability float64,float32]
     python benchmarks/speed.py --breakdown [--sizes 768x512,1920x1080] [--thread-counts 1,2] [--models ...]
 
 Prints the best of ``repeats`` runs per stage, checks that decompression
@@ -142,6 +143,11 @@ def flop_bound(flops: dict[str, float], peak: dict[str, float], transform_precis
 
 def breakdown(args) -> None:
     stages = ("g_a", "h_a", "h_s", "entropy model", "coding", "g_s", "other")
+    prob = args.probability.split(",")[0]
+    dtype = getattr(torch, prob)
+    if prob != "float32":
+        print("note: the FLOP bound below counts the probability path at the float32 rate; "
+              f"it runs in {prob} here (use --probability float32 for the float32 path)")  # fmt: skip
     for threads in (int(t) for t in args.thread_counts.split(",")):
         torch.set_num_threads(threads)
         peak = machine_peak(threads)
@@ -165,9 +171,9 @@ def breakdown(args) -> None:
                         try:
                             t0 = time.perf_counter()
                             if op == "compress":
-                                enc = model.compress(x)
+                                enc = model.compress(x, probability_dtype=dtype)
                             else:
-                                model.decompress(enc["strings"], enc["shape"], enc["image_size"])
+                                model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype)
                             total = time.perf_counter() - t0
                         finally:
                             timer.restore()
@@ -181,7 +187,8 @@ def breakdown(args) -> None:
                     split["other"] = max(0.0, total - sum(split.values()))
                     rows[op] = (total, split)
                 print(f"\n{name} {w}x{h}, {threads} thread(s): forward {t_fwd:.2f} s, compress {rows['compress'][0]:.2f} s, "
-                      f"decompress {rows['decompress'][0]:.2f} s (best of {args.repeats}; g_a/g_s {model.transform_precision})")  # fmt: skip
+                      f"decompress {rows['decompress'][0]:.2f} s (best of {args.repeats}; g_a/g_s {model.transform_precision}, "
+                      f"probability path {prob})")  # fmt: skip
                 print(f"  {'stage':<14} {'GFLOP':>8} {'compress s':>11} {'GFLOP/s':>8} {'decompress s':>13} {'GFLOP/s':>8}")
                 for st in stages:
                     f = flops.get(st)
@@ -201,6 +208,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="mlic,mlic-plus,mlic-plusplus")
     ap.add_argument("--precisions", default="fp32,bf16", help="transform precisions to time (g_a, g_s only)")
+    ap.add_argument("--probability", default="float64",
+                    help="probability-path dtypes to time: float64 (format version 3, the default) and/or float32 (versions 1-2)")
     ap.add_argument("--breakdown", action="store_true", help="per-stage times, FLOPs and FLOP/s")
     ap.add_argument("--sizes", default="768x512,1920x1080", help="with --breakdown: WIDTHxHEIGHT list")
     ap.add_argument("--thread-counts", default="1,2", help="with --breakdown: thread counts")
@@ -213,25 +222,27 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(1, 3, h, w)
     print(f"{w}x{h}, {args.threads} threads, best of {args.repeats}")
-    print(f"{'model':<15} {'g_a/g_s':>7} {'forward s':>10} {'compress s':>11} {'decompress s':>13} {'bytes':>8} {'exact':>6} {'x_hat dB vs fp32':>17}")
+    print(f"{'model':<15} {'g_a/g_s':>7} {'prob.':>7} {'forward s':>10} {'compress s':>11} {'decompress s':>13} {'bytes':>8} {'exact':>6} {'x_hat dB vs fp32':>17}")
     for name in args.models.split(","):
         model = build(name).eval()
         model.update()
-        reference = None
         for precision in args.precisions.split(","):
-            model.transform_precision = precision
-            with torch.no_grad():
-                t_fwd, _ = best_of(lambda: model(x), args.repeats)
-            t_enc, enc = best_of(lambda: model.compress(x), args.repeats)
-            t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"]), args.repeats)
-            nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
-            exact = torch.equal(dec["y_hat"], enc["y_hat"])
-            # how far this precision's decoded image is from the fp32 decode of the same stream
-            model.transform_precision = "fp32"
-            ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"])["x_hat"].clamp(0, 1)
-            mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
-            gap = "exact" if mse == 0 else f"{10 * math.log10(1 / mse):.1f}"
-            print(f"{name:<15} {precision:>7} {t_fwd:>10.2f} {t_enc:>11.2f} {t_dec:>13.2f} {nbytes:>8} {str(exact):>6} {gap:>17}")
+            for prob in args.probability.split(","):
+                dtype = getattr(torch, prob)
+                model.transform_precision = precision
+                with torch.no_grad():
+                    t_fwd, _ = best_of(lambda: model(x), args.repeats)
+                t_enc, enc = best_of(lambda: model.compress(x, probability_dtype=dtype), args.repeats)
+                t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"],
+                                                              probability_dtype=dtype), args.repeats)  # fmt: skip
+                nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
+                exact = torch.equal(dec["y_hat"], enc["y_hat"])
+                # how far this precision's decoded image is from the fp32 decode of the same stream
+                model.transform_precision = "fp32"
+                ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype)["x_hat"].clamp(0, 1)
+                mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
+                gap = "exact" if mse == 0 else f"{10 * math.log10(1 / mse):.1f}"
+                print(f"{name:<15} {precision:>7} {prob[5:]:>7} {t_fwd:>10.2f} {t_enc:>11.2f} {t_dec:>13.2f} {nbytes:>8} {str(exact):>6} {gap:>17}")
         del model
 
 

@@ -10,9 +10,9 @@ import torch
 from conftest import TINY, kodak_crop
 from mlic.codec import compress_image, decompress_bytes, ModelMismatchError
 from mlic.errors import CodingError, DesyncError
-from mlic.io.container import FormatError, Header, MlicFile, TileStreams, peek_header, unpack
+from mlic.io.container import READABLE_VERSIONS, VERSION, FormatError, Header, MlicFile, TileStreams, peek_header, unpack
 from mlic.io.image import ImageData
-from mlic.models import build
+from mlic.models import MLIC, build
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +36,29 @@ def test_pack_unpack_round_trip_and_header_fields(model):
     assert f.tiles[0].latent == (4, 8) and f.tiles[0].hyper == (1, 2) and f.tiles[0].padding == (0, 32)
     assert len(f.tiles[0].checks) == 4  # 4 slices, one 16-bit check per slice
     assert f.to_bytes() == data
-    assert data[:4] == b"MLIC" and data[4] == 2
+    assert data[:4] == b"MLIC" and data[4] == VERSION == 3
 
 
-def test_version_1_files_are_still_read_and_version_2_checks_cover_z(model):
+def test_older_versions_are_still_read_each_with_its_own_probability_path(model, monkeypatch):
     img = _image(64, 64)
-    x = torch.from_numpy(img.rgb).permute(2, 0, 1)[None].float() / 255
-    enc = model.compress(x, check_group=1, z_in_checks=False)  # how version 1 wrote its checksums
-    h = Header("mlic-plus", "mse", 1, unpack(compress_image(model, img)).header.weights_hash, 64, 64, "rgb", 8, 0, 0, 1,
-               version=1)  # fmt: skip
-    tile = TileStreams((4, 4), (1, 1), (0, 0), enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
-    v1 = MlicFile(h, [tile]).to_bytes()
-    assert v1[4] == 1
-    assert (decompress_bytes(v1, model).rgb == decompress_bytes(compress_image(model, img), model).rgb).all()
-    h.version = 2  # the same checksums read as version 2 no longer match: z is part of them
+    files = {v: compress_image(model, img, version=v) for v in READABLE_VERSIONS}
+    assert [unpack(files[v]).header.version for v in READABLE_VERSIONS] == [1, 2, 3]
+    used = []
+    real = MLIC.decompress
+
+    def spy(self, *args, **kw):
+        used.append(kw["probability_dtype"])
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(MLIC, "decompress", spy)
+    decoded = {v: decompress_bytes(files[v], model).rgb for v in READABLE_VERSIONS}
+    assert used == [torch.float32, torch.float32, torch.float64]  # version 3: float64 (docs/format.md)
+    assert (decoded[1] == decoded[2]).all()
+    # version 1's checksums read as version 2 no longer match: z is part of version 2's
+    f = unpack(files[1])
+    f.header.version = 2
     with pytest.raises(DesyncError):
-        decompress_bytes(MlicFile(h, [tile]).to_bytes(), model)
+        decompress_bytes(f.to_bytes(), model)
 
 
 def test_a_replaced_or_damaged_z_stream_never_decodes(model):

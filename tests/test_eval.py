@@ -1,14 +1,12 @@
 """Bjontegaard deltas and metrics."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import data_file
 from mlic.eval import bd_psnr, bd_rate, ms_ssim_rgb, psnr_rgb, rate_saving_at
-
-ANCHORS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anchors" / "kodak"
 
 
 def test_bd_rate_of_a_scaled_curve_is_the_scale():
@@ -24,10 +22,9 @@ def test_bd_rate_of_a_scaled_curve_is_the_scale():
         bd_rate(r[:3], q[:3], r[:3], q[:3])
 
 
-@pytest.mark.skipif(not ANCHORS.exists(), reason="published anchors not available")
 def test_published_anchors_are_ordered_as_known():
     def curve(name):
-        res = json.loads((ANCHORS / name).read_text())["results"]
+        res = json.loads(data_file("anchors", "kodak", name).read_text())["results"]
         return np.array(res["bpp"]), np.array(res["psnr-rgb"])
 
     jpeg, webp, vtm = curve("jpeg.json"), curve("webp.json"), curve("vtm.json")

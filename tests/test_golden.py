@@ -1,25 +1,35 @@
 """Golden bitstreams: files written by earlier builds still decode, bit-exactly on the
-probability path (any drift trips the desync guard), to the recorded quality."""
+probability path (the decoded symbols, by their SHA-256, on every CPU and in every transform
+precision), to the expected pixels of each precision (tests/data/golden, scripts/make-golden)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from conftest import AVX2_ONLY, data_file
 from mlic import zoo
-from mlic.codec import decompress_bytes
+from mlic.codec import _to_uint8, decode_tiles
 from mlic.eval import psnr_rgb
-from mlic.io.container import peek_header
+from mlic.io.container import READABLE_VERSIONS, VERSION, peek_header, unpack
 from mlic.io.image import read_image
 from mlic.models import MLIC
+from mlic.models.mlic import native_bf16
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
-MANIFEST = json.loads((GOLDEN / "manifest.json").read_text()) if (GOLDEN / "manifest.json").exists() else {"files": []}
+MANIFEST = json.loads(data_file("golden", "manifest.json").read_text())
+# Pixels of a decode against the expected PNG of its precision: g_s's convolutions may sum in
+# another order on another CPU (AVX2 vs AVX-512 kernels), which moves a rare value by a level.
+MAX_OFF_SHARE = 0.001
 
 
 def _crop() -> np.ndarray:
@@ -28,49 +38,95 @@ def _crop() -> np.ndarray:
     return rgb[top : top + h, left : left + w]
 
 
-def test_golden_files_exist_for_every_bundled_model_and_both_versions():
-    have = {(f["model"], f["metric"], f["quality"], f["weights_sha256"]) for f in MANIFEST["files"]}
+def _model(golden: dict) -> MLIC:
+    entry = zoo.by_tag(golden["model"], bytes.fromhex(golden["weights_sha256"])[:8])
+    assert entry is not None and entry.sha256 == golden["weights_sha256"]
+    return zoo.load(entry)
+
+
+def _expected(golden: dict, precision: str) -> np.ndarray:
+    with Image.open(data_file("golden", golden[precision]["expected"])) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _assert_pixels_match(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+    diff = np.abs(got.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() <= MAX_OFF_SHARE, (
+        f"{what}: {100 * (diff > 0).mean():.3f} % of values differ, by up to {diff.max()} levels"
+    )
+
+
+def test_golden_files_exist_for_every_bundled_model_and_every_readable_version():
+    have = {(f["model"], f["metric"], f["quality"], f["weights_sha256"], f["format_version"]) for f in MANIFEST["files"]}
     for e in zoo.entries():
-        assert (e.model, e.metric, e.quality, e.sha256) in have, f"no golden file for {e.file}: run scripts/make-golden"
-    assert {f["format_version"] for f in MANIFEST["files"]} == {1, 2}
+        assert (e.model, e.metric, e.quality, e.sha256, VERSION) in have, f"no golden file for {e.file}: run scripts/make-golden"
+    assert {f["format_version"] for f in MANIFEST["files"]} == set(READABLE_VERSIONS)
+    for f in MANIFEST["files"]:
+        for precision in ("fp32", "bf16"):
+            data_file("golden", f[precision]["expected"])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("golden", MANIFEST["files"], ids=lambda f: f["file"])
-def test_golden_file_decodes_exactly(golden, threads):
-    data = (GOLDEN / golden["file"]).read_bytes()
-    header = peek_header(data)
-    assert header.version == golden["format_version"]
-    entry = zoo.by_tag(header.model, header.weights_hash)
-    assert entry is not None and entry.sha256 == golden["weights_sha256"]
-    model = zoo.load(entry)
+def test_golden_file_decodes_exactly(golden, threads, precision):
+    if precision == "bf16" and not native_bf16():
+        pytest.skip("no native bf16 kernels on this CPU: emulated bf16 sums differently (docs/determinism.md)")
+    data = data_file("golden", golden["file"]).read_bytes()
+    assert peek_header(data).version == golden["format_version"]
+    model = _model(golden)
+    model.transform_precision = precision
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        out = decompress_bytes(data, model)  # a changed probability path raises DesyncError here
+        ((_, dec),) = list(decode_tiles(unpack(data), model))  # a changed probability path raises DesyncError
     finally:
         torch.set_num_threads(saved)
-    assert abs(psnr_rgb(_crop(), out.rgb) - golden["psnr"]) < 0.02
+    assert dec["symbols_sha256"] == [golden["symbols_sha256"]]  # the exact part, on every machine
+    out = _to_uint8(dec["x_hat"])
+    _assert_pixels_match(out, _expected(golden, precision), f"{golden['file']} ({precision})")
+    assert abs(psnr_rgb(_crop(), out) - golden[precision]["psnr"]) < 0.01
+
+
+@pytest.mark.parametrize("kernels", ["default", "avx2-only"])
+def test_cli_decompress_fp32_matches_the_expected_decodes(tmp_path, kernels):
+    """`mlic decompress --precision fp32` in a fresh process, with this CPU's kernels and with
+    AVX2 kernels only: every golden file decodes to its .fp32.png (and exactly: the desync
+    guard checks every symbol)."""
+    files = [data_file("golden", f["file"]) for f in MANIFEST["files"]]
+    cmd = [sys.executable, "-m", "mlic.cli.main", "decompress", *map(str, files), "-o", str(tmp_path), "--precision", "fp32"]
+    env = dict(os.environ, OMP_NUM_THREADS="2", **(AVX2_ONLY if kernels == "avx2-only" else {}))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    for f in MANIFEST["files"]:
+        with Image.open(tmp_path / (Path(f["file"]).stem + ".png")) as im:
+            _assert_pixels_match(np.asarray(im.convert("RGB")), _expected(f, "fp32"), f["file"])
 
 
 def test_layout_optimisation_leaves_the_probability_path_bit_exact(monkeypatch):
     """The fast path (channels-last g_a / g_s) against the unoptimised NCHW reference path."""
-    golden = next(f for f in MANIFEST["files"] if f["format_version"] == 2)
-    data = (GOLDEN / golden["file"]).read_bytes()
-    model = zoo.load(zoo.by_tag(golden["model"], bytes.fromhex(golden["weights_sha256"])[:8]))
+    golden = next(f for f in MANIFEST["files"] if f["format_version"] == VERSION)
+    data = data_file("golden", golden["file"]).read_bytes()
+    model = _model(golden)
     x = torch.from_numpy(np.ascontiguousarray(_crop())).permute(2, 0, 1)[None].float() / 255
+
+    def decode() -> tuple[np.ndarray, list[str]]:
+        ((_, dec),) = list(decode_tiles(unpack(data), model))
+        return _to_uint8(dec["x_hat"]), dec["symbols_sha256"]
+
     fast_enc = model.compress(x)
-    fast_dec = decompress_bytes(data, model)
+    fast_dec, fast_symbols = decode()
     monkeypatch.setattr(MLIC, "_layout", staticmethod(lambda t: t.contiguous()))  # the reference path
     ref_enc = model.compress(x)
-    ref_dec = decompress_bytes(data, model)
-    # decoding a stream: identical latent (the checksums passed in both), pixels within a level
-    assert np.abs(fast_dec.rgb.astype(int) - ref_dec.rgb.astype(int)).max() <= 1
+    ref_dec, ref_symbols = decode()
+    # decoding a stream: identical symbols, pixels within a level
+    assert fast_symbols == ref_symbols == [golden["symbols_sha256"]]
+    assert np.abs(fast_dec.astype(int) - ref_dec.astype(int)).max() <= 1
     # encoding: g_a's layout may move y by float noise (the encoder's choice); the stream of
     # either encoder decodes to its exact latent on the other path
     monkeypatch.undo()
     dec = model.decompress(ref_enc["strings"], ref_enc["shape"], ref_enc["image_size"], checks=ref_enc["checks"])
-    assert torch.equal(dec["y_hat"], ref_enc["y_hat"])
+    assert torch.equal(dec["y_hat"], ref_enc["y_hat"]) and dec["symbols_sha256"] == ref_enc["symbols_sha256"]
     monkeypatch.setattr(MLIC, "_layout", staticmethod(lambda t: t.contiguous()))
     dec = model.decompress(fast_enc["strings"], fast_enc["shape"], fast_enc["image_size"], checks=fast_enc["checks"])
-    assert torch.equal(dec["y_hat"], fast_enc["y_hat"])
+    assert torch.equal(dec["y_hat"], fast_enc["y_hat"]) and dec["symbols_sha256"] == fast_enc["symbols_sha256"]

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import data_file
 from mlic.cli.main import main
 from mlic.io import load_model
 from mlic.models import build
 from mlic.official import CheckpointError, convert_mlicpp_state_dict, model_for_official
 
-KEYS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mlicpp_official_keys.tsv"
-
-
 def official_state_dict() -> dict[str, torch.Tensor]:
-    if not KEYS.exists():
-        pytest.skip("shared/data/mlicpp_official_keys.tsv not available")
     sd = {}
-    for line in KEYS.read_text().splitlines()[1:]:
+    for line in data_file("mlicpp_official_keys.tsv").read_text().splitlines()[1:]:
         key, shape, dtype = line.split("\t")
         shape = tuple(ast.literal_eval(shape))
         sd[key] = torch.randn(shape) if dtype == "float32" else torch.zeros(shape, dtype=getattr(torch, dtype))

@@ -9,6 +9,7 @@ any image size), and leave as a :class:`~mlic.io.container.MlicFile`.
 from __future__ import annotations
 
 import zlib
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from .io.container import (
     ALPHA_STREAM,
     HASH_BYTES,
     MAX_TILE,
+    READABLE_VERSIONS,
+    VERSION,
     FormatError,
     Header,
     MlicFile,
@@ -38,6 +41,12 @@ DEFAULT_TILE = 2048
 
 class ModelMismatchError(MlicError):
     """A file was made with other weights than the ones offered to decode it."""
+
+
+def coding_options(version: int) -> dict:
+    """How format ``version`` codes its symbols: the keyword arguments of ``MLIC.compress`` and
+    ``MLIC.decompress`` (version 2 adds z to the checksums, version 3 a float64 probability path)."""
+    return {"z_in_checks": version >= 2, "probability_dtype": torch.float64 if version >= 3 else torch.float32}
 
 
 def weights_tag(model: MLIC) -> bytes:
@@ -70,6 +79,7 @@ def compress_image(
     refine: int = 0,
     lmbda: float | None = None,
     search_metric: str | None = None,
+    version: int = VERSION,
 ) -> bytes:
     """Encode ``image`` into the bytes of a ``.mlic`` file.
 
@@ -78,8 +88,10 @@ def compress_image(
     steps of the encoder-side latent search per tile (:func:`mlic.models.refine.refine_latent`)
     for the model's trade-off ``lmbda`` and distortion ``search_metric`` (default: ``metric``
     when it is "ms-ssim", else "mse"): slower encoding, a smaller or better file, the same
-    decoder.
+    decoder. ``version``: the format version to write (any readable one; older ones for tests).
     """
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"cannot write format version {version}")
     if refine and lmbda is None:
         raise MlicError("the latent search needs the model's lambda")
     search_metric = search_metric or ("ms-ssim" if metric == "ms-ssim" else "mse")
@@ -88,19 +100,20 @@ def compress_image(
         model=model.config.name, metric=metric, quality=quality, weights_hash=weights_tag(model),
         height=image.height, width=image.width, layout=image.layout, bit_depth=image.bit_depth,
         alpha=ALPHA_NONE, tile=_tile_side(image.height, image.width, tile),
-        check_group=model.default_check_group(),
+        check_group=model.default_check_group(), version=version,
     )  # fmt: skip
+    options = coding_options(version)
     tiles = []
     for top, left, th, tw in header.tiles():
         x = _to_tensor(image.rgb[top : top + th, left : left + tw])
         y = refine_latent(model, x, lmbda, refine, metric=search_metric) if refine else None
-        enc = model.compress(x, check_group=header.check_group, z_in_checks=header.version >= 2, y=y)
+        enc = model.compress(x, check_group=header.check_group, y=y, **options)
         latent, hyper, padding = expected_tile_geometry(th, tw)
         assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
         streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
         if verify:
             dec = model.decompress(enc["strings"], enc["shape"], (th, tw), checks=enc["checks"],
-                                   check_group=header.check_group, z_in_checks=header.version >= 2)  # fmt: skip
+                                   check_group=header.check_group, **options)  # fmt: skip
             if not torch.equal(dec["y_hat"], enc["y_hat"]):
                 raise DesyncError(f"verification failed: tile at ({top}, {left}) does not decode exactly")
         tiles.append(streams)
@@ -155,8 +168,10 @@ def check_stream_sizes(f: MlicFile, model: MLIC) -> None:
             raise FormatError(f"tile {i}: entropy-coded streams are too short for the image size (truncated or forged file)")
 
 
-def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
-    """Decode a parsed file with ``model`` (checked against the header first)."""
+def decode_tiles(f: MlicFile, model: MLIC) -> Iterator[tuple[tuple[int, int, int, int], dict]]:
+    """``((top, left, height, width), model.decompress(...))`` of every tile, in order (what
+    :func:`decompress_file` assembles). The model and the stream sizes are checked now, before
+    the caller allocates anything the header asks for; tiles are decoded as they are taken."""
     header = f.header
     check_model(header, model)
     n_checks = SymbolChecks.count(model.slices, header.check_group)
@@ -164,10 +179,23 @@ def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
         raise FormatError(f"each tile needs {n_checks} symbol checksums for this model")
     model.update()
     check_stream_sizes(f, model)
+    options = coding_options(header.version)
+
+    def tiles() -> Iterator[tuple[tuple[int, int, int, int], dict]]:
+        for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
+            dec = model.decompress([[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks],
+                                   check_group=header.check_group, **options)  # fmt: skip
+            yield (top, left, th, tw), dec
+
+    return tiles()
+
+
+def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
+    """Decode a parsed file with ``model`` (checked against the header first)."""
+    header = f.header
+    tiles = decode_tiles(f, model)  # checks first
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
-    for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
-        dec = model.decompress([[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks],
-                               check_group=header.check_group, z_in_checks=header.version >= 2)  # fmt: skip
+    for (top, left, th, tw), dec in tiles:
         rgb[top : top + th, left : left + tw] = _to_uint8(dec["x_hat"])
     alpha = None
     if header.alpha == ALPHA_OPAQUE:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import MlicError
-from .io.weights import WeightsError, load_model, model_digest
-from .models import MLIC
+
+if TYPE_CHECKING:  # torch is imported only to load a model (``mlic zoo`` stays instant)
+    from .models import MLIC
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,10 @@ def find(model: str, quality: int | None = None, metric: str = "mse") -> ZooEntr
     return max(matches, key=lambda e: e.quality)
 
 
-def load(entry: ZooEntry) -> MLIC:
+def load(entry: ZooEntry) -> "MLIC":
     """Load a bundled model, refusing it unless its SHA-256 matches the manifest."""
+    from .io.weights import WeightsError, load_model, model_digest
+
     model = load_model(entry.path)
     if model_digest(model) != entry.sha256:
         raise WeightsError(f"bundled weights {entry.file} fail their SHA-256 check; reinstall mlic")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
-EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPT = 0, 1, 2, 130
+from ..models.config import PRECISIONS
+
+EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPT = 0, 1, 2, 3, 130
 DEFAULT_MODEL = "mlic-plus"
 
 
@@ -20,24 +23,46 @@ class UsageError(Exception):
     """Wrong combination of arguments (exit code 1)."""
 
 
-def step_count(text: str) -> int:
-    """argparse type for ``--refine``: a whole number of steps, 0 or more (else exit 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of steps") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more steps")
-    return value
+def whole_number(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``what``, at least ``minimum`` (else exit 1)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more {what}")
+        return value
+
+    return parse
+
+
+step_count = whole_number(0, "steps")  # --refine
+thread_count = whole_number(1, "threads")  # --threads
 
 
 def _set_threads(n: int | None) -> None:
     if n is not None:
         import torch
 
-        if n < 1:
-            raise UsageError("--threads must be at least 1")
         torch.set_num_threads(n)
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="precision of the transforms g_a / g_s, never of the probability path: "
+                             "auto (default) = bf16 where the CPU has native bf16 kernels, else fp32")  # fmt: skip
+
+
+def check_precision(precision: str) -> None:
+    """Warn (once, on stderr) when bf16 is asked for on a CPU that can only emulate it."""
+    if precision == "bf16":
+        from ..models.mlic import native_bf16
+
+        if not native_bf16():
+            print("mlic: warning: this CPU has no native bf16 kernels: --precision bf16 is emulated "
+                  "(several times slower than fp32) and its pixels differ from a bf16 CPU's", file=sys.stderr)  # fmt: skip
 
 
 def _progress(items: list, desc: str):

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MlicError
-from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads, step_count
+from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads, add_precision, check_precision, step_count, thread_count
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
@@ -80,7 +80,10 @@ def _cmd_eval(args) -> int:
     from ..eval.results import save_results
     from ..eval.runner import model_codec, run_points
 
+    from ..models.mlic import resolve_precision
+
     _set_threads(args.threads)
+    check_precision(args.precision)
     _check_output(args.output, args.force)
     images = expand_inputs(args.inputs)
     points = _eval_points(args)
@@ -90,6 +93,8 @@ def _cmd_eval(args) -> int:
         raise UsageError("--refine codes real files; it cannot be combined with --estimate")
     fns = []
     for q, m, record in points:
+        m.transform_precision = args.precision
+        record["transform_precision"] = resolve_precision(args.precision)
         search = {}
         if args.refine:
             if "lambda" not in record:
@@ -118,9 +123,14 @@ def _cmd_bench(args) -> int:
     _set_threads(args.threads)
     _check_output(args.output, args.force)
     codec = classic.get(args.codec)
+    values = args.values or list(codec.sweep)
+    for v in values:
+        try:
+            codec.check_value(v)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     codec.check()
     images = expand_inputs(args.inputs)
-    values = args.values or list(codec.sweep)
     points = [(v, codec.codec(v, args.preset)) for v in values]
     extra = {"source": "bench", "codec": codec.name, "parameter": codec.parameter}
     if args.preset:
@@ -212,8 +222,9 @@ def add_commands(sub) -> None:
     ev.add_argument("--name", help="curve name in the results (default: the model family)")
     ev.add_argument("-o", "--output", help="results JSON file")
     ev.add_argument("--force", action="store_true", help="overwrite OUTPUT")
-    ev.add_argument("--threads", type=int, help="CPU threads for torch")
+    ev.add_argument("--threads", type=thread_count, help="CPU threads for torch")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_precision(ev)
     ev.set_defaults(func=_cmd_eval)
 
     b = sub.add_parser("bench", help="run a classic codec over images (RD results JSON)",
@@ -226,7 +237,7 @@ def add_commands(sub) -> None:
     b.add_argument("--name", help="curve name (default: the codec name)")
     b.add_argument("-o", "--output", help="results JSON file")
     b.add_argument("--force", action="store_true", help="overwrite OUTPUT")
-    b.add_argument("--threads", type=int, help="CPU threads for torch (colour conversions)")
+    b.add_argument("--threads", type=thread_count, help="CPU threads for torch (colour conversions)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_bench)
 
@@ -259,5 +270,5 @@ def add_commands(sub) -> None:
     r.add_argument("--method", default="pchip", choices=METHODS)
     r.add_argument("--title", default="mlic RD report")
     r.add_argument("--force", action="store_true", help="overwrite OUT/index.html")
-    r.add_argument("--threads", type=int, help="CPU threads for torch")
+    r.add_argument("--threads", type=thread_count, help="CPU threads for torch")
     r.set_defaults(func=_cmd_report)

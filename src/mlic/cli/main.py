@@ -1,13 +1,14 @@
 """``mlic``: the command-line entry point.
 
-Exit codes: 0 success, 1 usage error, 2 bad input or file, 130 interrupted.
-Errors are printed as one line on stderr; ``--debug`` shows the traceback too.
+Exit codes: 0 success, 1 usage error, 2 bad input or file, 3 internal error (a bug),
+130 interrupted. Errors are printed as one line on stderr; ``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -17,6 +18,7 @@ from .. import __version__
 from ..errors import MlicError
 from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     DEFAULT_MODEL,
+    EXIT_BUG,
     EXIT_INPUT,
     EXIT_INTERRUPT,
     EXIT_OK,
@@ -24,8 +26,11 @@ from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     UsageError,
     _Parser,
     _progress,
+    add_precision,
+    check_precision,
     _set_threads,
     step_count,
+    thread_count,
 )
 
 
@@ -95,6 +100,7 @@ def _encoder_model(args):
     else:
         entry = zoo.find(args.model or DEFAULT_MODEL, args.quality, args.metric)
         model, quality, header_metric, lmbda, metric = zoo.load(entry), entry.quality, entry.metric, entry.lmbda, entry.metric
+    model.transform_precision = args.precision
     lmbda = args.refine_lambda or lmbda
     if args.refine and lmbda is None:
         raise UsageError(f"{args.weights} does not record its lambda: give --refine-lambda")
@@ -108,6 +114,7 @@ def _cmd_compress(args) -> int:
     from ..io.image import atomic_write, read_image
 
     _set_threads(args.threads)
+    check_precision(args.precision)
     if args.tile <= 0 or args.tile % 64 or args.tile > MAX_TILE:
         raise UsageError(f"--tile must be a positive multiple of 64, at most {MAX_TILE}")
     inputs, outputs = _plan_outputs(args, ".mlic")
@@ -124,23 +131,26 @@ def _cmd_compress(args) -> int:
 
 
 # -- decompress -------------------------------------------------------------------
-def _decoder_model(header, weights: str | None, cache: dict):
+def _decoder_model(header, weights: str | None, precision: str, cache: dict):
     from .. import zoo
     from ..codec import ModelMismatchError
     from ..io.weights import load_model
 
     if weights:
-        if "user" not in cache:
-            cache["user"] = load_model(weights)
-        return cache["user"]
-    entry = zoo.by_tag(header.model, header.weights_hash)
-    if entry is None:
-        raise ModelMismatchError(
-            f"file needs {header.model} weights {header.weights_hash.hex()}, which are not bundled; pass --weights PATH"
-        )
-    if entry.file not in cache:
-        cache[entry.file] = zoo.load(entry)
-    return cache[entry.file]
+        key = "user"
+        if key not in cache:
+            cache[key] = load_model(weights)
+    else:
+        entry = zoo.by_tag(header.model, header.weights_hash)
+        if entry is None:
+            raise ModelMismatchError(
+                f"file needs {header.model} weights {header.weights_hash.hex()}, which are not bundled; pass --weights PATH"
+            )
+        key = entry.file
+        if key not in cache:
+            cache[key] = zoo.load(entry)
+    cache[key].transform_precision = precision
+    return cache[key]
 
 
 def _read_mlic(path: Path) -> bytes:
@@ -158,12 +168,13 @@ def _cmd_decompress(args) -> int:
     from ..io.image import write_png
 
     _set_threads(args.threads)
+    check_precision(args.precision)
     inputs, outputs = _plan_outputs(args, ".png")
     cache: dict = {}
 
     def one(src: Path, dst: Path) -> str:
         f = unpack(_read_mlic(src))
-        image = decompress_file(f, _decoder_model(f.header, args.weights, cache))
+        image = decompress_file(f, _decoder_model(f.header, args.weights, args.precision, cache))
         write_png(dst, image, force=args.force)
         return f"{image.width}x{image.height} {image.layout}"
 
@@ -216,7 +227,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_zoo(args) -> int:
     from .. import zoo
-    from ..models import MODELS
+    from ..models.registry import MODELS
 
     bundled = zoo.entries()
     print(f"{'model':<15} {'quality':>7} {'metric':<8} {'lambda':>8}  weights")
@@ -244,9 +255,9 @@ def _cmd_convert_official(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from ..train import TrainConfig, train
-    from ..train.config import parse_crops
+    from ..train.config import TrainConfig
 
+    check_precision(args.precision)
     overrides = {}
     for item in args.set or []:
         key, _, value = item.partition("=")
@@ -256,6 +267,8 @@ def _cmd_train(args) -> int:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
+    if args.lmbda is not None and args.quality is not None:
+        raise UsageError("give --lambda or --quality, not both")
     if args.lmbda is None and args.quality is None and not args.resume:
         raise UsageError("give --lambda or --quality")
     lmbda = args.lmbda
@@ -266,13 +279,9 @@ def _cmd_train(args) -> int:
         if not 1 <= args.quality <= len(ladder):
             raise UsageError(f"--quality must be 1-{len(ladder)}")
         lmbda = ladder[args.quality - 1]
-    try:
-        parse_crops(args.crop)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
-        lmbda=lmbda or 0.0, steps=args.steps or 100_000, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
+        lmbda=lmbda or 0.0, steps=100_000 if args.steps is None else args.steps, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
@@ -284,9 +293,15 @@ def _cmd_train(args) -> int:
 
         saved = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["config"])
         saved.out = args.out
-        if args.steps:  # a resumed run may be extended
+        if args.steps is not None:  # a resumed run may be extended
             saved.steps = args.steps
         cfg = saved
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    from ..train.loop import train
+
     last = train(cfg, resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {last}")
     return EXIT_OK
@@ -324,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--refine-lambda", type=float, metavar="LAMBDA",
                    help="trade-off for --refine (default: the one the weights were trained for)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    c.add_argument("--threads", type=int, help="CPU threads for torch")
+    c.add_argument("--threads", type=thread_count, help="CPU threads for torch")
+    add_precision(c)
     c.set_defaults(func=_cmd_compress)
 
     d = sub.add_parser("decompress", help="decompress .mlic files to PNG",
@@ -333,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output file (one input) or existing directory (default: INPUT.png)")
     d.add_argument("--weights", help="weights file, when the file's model is not bundled")
     d.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    d.add_argument("--threads", type=int, help="CPU threads for torch")
+    d.add_argument("--threads", type=thread_count, help="CPU threads for torch")
+    add_precision(d)
     d.set_defaults(func=_cmd_decompress)
 
     i = sub.add_parser("info", help="print the header of a .mlic file", description="Print the header of a .mlic file.")
@@ -362,11 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
     t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
     t.add_argument("--seed", type=int, default=0, help="data order and initialisation (use a new one with --init)")
-    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="g_a/g_s precision")
-    t.add_argument("--threads", type=int, help="CPU threads per process")
+    add_precision(t)
+    t.add_argument("--threads", type=thread_count, help="CPU threads per process")
     t.add_argument("--checkpoint-every", type=int, default=1000)
     t.add_argument("--validate-every", type=int, default=1000)
-    t.add_argument("--val", help="validation folder (default ../shared/data/kodak when present)")
+    t.add_argument("--val", default=os.environ.get("MLIC_VAL"),
+                   help="validation folder (default: $MLIC_VAL; none: no validation)")
     t.add_argument("--val-images", type=int, default=4, help="validation images compressed for real")
     t.add_argument("--log-every", type=int, default=10, help="steps between rows of log.csv")
     t.add_argument("--max-side", type=int, default=0, help="downsample larger sources 2x (repeatedly) below this side")
@@ -413,14 +431,23 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"mlic: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except MlicError as exc:
+    except (MlicError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f"{exc.filename}: " if exc.filename else ""
+            exc = f"{where}{exc.strerror}"
         print(f"mlic: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("mlic: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"mlic: error: internal error ({type(exc).__name__}: {exc}); "
+              "please report it with the output of `mlic --debug ...`", file=sys.stderr)  # fmt: skip
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

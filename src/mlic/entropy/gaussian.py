@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.special import ndtr, ndtri
 from torch import Tensor
 
 from ..nn import lower_bound
@@ -81,11 +80,13 @@ class GaussianConditional(TabledEntropyModel):
     def build_indexes(self, scales: Tensor) -> Tensor:
         """Table index per element: the first table scale >= ``max(sigma, bound)``, capped at the last.
 
-        A pure comparison against the fp32 table, so it depends only on the
-        values of ``scales``, never on thread count or batch layout.
+        A pure comparison against the table (its float32 values, compared in the dtype of
+        ``scales``: float32 or float64), so it depends only on the values of ``scales``, never
+        on thread count or batch layout.
         """
-        s = torch.clamp(scales.detach().float(), min=self.scale_bound).contiguous()
-        table = self.scale_table.to(s.device)
+        dtype = torch.float64 if scales.dtype == torch.float64 else torch.float32
+        s = torch.clamp(scales.detach().to(dtype), min=self.scale_bound).contiguous()
+        table = self.scale_table.float().to(s.device, dtype)
         return torch.clamp(torch.bucketize(s, table), max=table.numel() - 1)
 
     @torch.no_grad()
@@ -93,6 +94,8 @@ class GaussianConditional(TabledEntropyModel):
         """Build one integer CDF per table scale. Returns True if rebuilt."""
         if self.has_tables and not force:
             return False
+        from scipy.special import ndtr, ndtri  # only when building tables (loaded weights carry them)
+
         multiplier = -float(ndtri(self.tail_mass / 2))
         cdfs, offsets = [], []
         for scale in self.scale_table.double().cpu().numpy():

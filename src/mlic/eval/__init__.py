@@ -1,6 +1,7 @@
-"""Evaluation: metrics on 8-bit images and Bjontegaard deltas."""
+"""Evaluation: metrics on 8-bit images and Bjontegaard deltas (exports imported on first use)."""
 
-from .bd import bd_psnr, bd_rate, rate_saving_at
-from .metrics import ms_ssim_rgb, psnr_rgb
+from .._lazy import lazy_exports
 
-__all__ = ["bd_psnr", "bd_rate", "ms_ssim_rgb", "psnr_rgb", "rate_saving_at"]
+_WHERE = {"bd_psnr": "bd", "bd_rate": "bd", "rate_saving_at": "bd", "ms_ssim_rgb": "metrics", "psnr_rgb": "metrics"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.interpolate import Akima1DInterpolator, PchipInterpolator
 
 METHODS = ("pchip", "akima", "cubic")
 
@@ -46,6 +45,8 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -> float:
     """Exact integral over [lo, hi] of the interpolant of y(x); x ascending."""
+    from scipy.interpolate import Akima1DInterpolator, PchipInterpolator  # scipy only when computing
+
     if method == "pchip":
         return float(PchipInterpolator(x, y).integrate(lo, hi))
     if method == "akima":
@@ -96,6 +97,8 @@ def rate_saving_at(anchor_rate, anchor_quality, rate: float, quality: float) -> 
 
     For a codec with a single rate point, where no Bjontegaard delta exists.
     """
+    from scipy.interpolate import PchipInterpolator
+
     ra, qa = _prepare(anchor_rate, anchor_quality)
     if not qa.min() <= quality <= qa.max():
         raise ValueError("the point's quality is outside the anchor curve")

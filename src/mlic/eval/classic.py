@@ -14,13 +14,14 @@ Sizes are whole files (Pillow / imagecodecs containers; raw Annex-B bitstreams
 with parameter sets for x265 and VVenC). The video codecs get the image as YCbCr
 (BT.709, full range), padded right/bottom to a multiple of 8 by edge replication
 and cropped back; VVenC's 4:2:0 chroma is the 2x2 mean, upsampled back bilinearly.
-The calls follow ../shared/docs/classic-codecs.md. Missing pieces raise
+Missing pieces raise
 :class:`CodecUnavailable` with an install hint.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +50,7 @@ class ClassicCodec:
     label: str
     parameter: str
     sweep: tuple[float, ...]
+    valid: tuple[float, float]  # the parameter's range (inclusive) that the encoder accepts
     _check: Callable[[], None]
     _make: Callable[..., Callable[[np.ndarray], tuple[bytes, np.ndarray, float, float]]]
 
@@ -56,8 +58,15 @@ class ClassicCodec:
         """Raise :class:`CodecUnavailable` when this codec cannot run here."""
         self._check()
 
+    def check_value(self, value: float) -> None:
+        """Raise ValueError unless ``value`` is a setting this codec takes."""
+        lo, hi = self.valid
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(f"{self.name} {self.parameter} must lie in [{lo:g}, {hi:g}], not {value:g}")
+
     def codec(self, value: float, preset: str | None = None) -> CodecFn:
         """The codec at one quality setting; ``preset`` (x265, vvenc) overrides the default."""
+        self.check_value(value)
         self.check()
         run = self._make(value, preset) if preset else self._make(value)
 
@@ -267,16 +276,16 @@ QP_SWEEP = (47, 42, 37, 32, 27, 22)
 CODECS: dict[str, ClassicCodec] = {
     c.name: c
     for c in (
-        ClassicCodec("jpeg", "JPEG (Pillow, 4:2:0)", "quality", QUALITY_SWEEP, _pillow_feature("jpg", "jpeg"), _jpeg),
-        ClassicCodec("jpeg2000", "JPEG 2000 (OpenJPEG)", "ratio", (400, 200, 120, 80, 50, 32, 20, 12, 8),
+        ClassicCodec("jpeg", "JPEG (Pillow, 4:2:0)", "quality", QUALITY_SWEEP, (1, 100), _pillow_feature("jpg", "jpeg"), _jpeg),
+        ClassicCodec("jpeg2000", "JPEG 2000 (OpenJPEG)", "ratio", (400, 200, 120, 80, 50, 32, 20, 12, 8), (1, 10000),
                      _pillow_feature("jpg_2000", "jpeg2000"), _jpeg2000),
-        ClassicCodec("webp", "WebP (libwebp, 4:2:0)", "quality", QUALITY_SWEEP, _pillow_feature("webp", "webp"), _webp),
-        ClassicCodec("avif", "AVIF (libavif+aom, 4:4:4)", "quality", (10, 20, 30, 40, 50, 60, 70, 80, 90),
+        ClassicCodec("webp", "WebP (libwebp, 4:2:0)", "quality", QUALITY_SWEEP, (0, 100), _pillow_feature("webp", "webp"), _webp),
+        ClassicCodec("avif", "AVIF (libavif+aom, 4:4:4)", "quality", (10, 20, 30, 40, 50, 60, 70, 80, 90), (0, 100),
                      _pillow_feature("avif", "avif"), _avif),
-        ClassicCodec("jpegxl", "JPEG XL (libjxl, effort 7)", "distance", (12, 8, 6, 4, 3, 2, 1.5, 1, 0.5),
+        ClassicCodec("jpegxl", "JPEG XL (libjxl, effort 7)", "distance", (12, 8, 6, 4, 3, 2, 1.5, 1, 0.5), (0, 25),
                      _check_jpegxl, _jpegxl),
-        ClassicCodec("x265", "HEVC intra 4:4:4 (x265)", "qp", QP_SWEEP, _check_ffmpeg("libx265"), _x265),
-        ClassicCodec("vvenc", "VVC intra 4:2:0 10-bit (VVenC)", "qp", QP_SWEEP, _check_ffmpeg("libvvenc"), _vvenc),
+        ClassicCodec("x265", "HEVC intra 4:4:4 (x265)", "qp", QP_SWEEP, (0, 51), _check_ffmpeg("libx265"), _x265),
+        ClassicCodec("vvenc", "VVC intra 4:2:0 10-bit (VVenC)", "qp", QP_SWEEP, (0, 63), _check_ffmpeg("libvvenc"), _vvenc),
     )
 }  # fmt: skip
 

@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 
 from ..io.image import ImageData, read_image
-from .metrics import ms_ssim_rgb, psnr_rgb
 from .results import Results, environment, mean_or_none
 
 MIN_MSSSIM_SIDE = 161  # pytorch_msssim's 5 scales with an 11-tap window
@@ -43,6 +42,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def measure(rgb: np.ndarray, coded: Coded) -> dict:
+    from .metrics import ms_ssim_rgb, psnr_rgb  # torch: only when measuring
+
     if coded.decoded.shape != rgb.shape or coded.decoded.dtype != np.uint8:
         raise ValueError(f"decoded image has shape {coded.decoded.shape}, expected {rgb.shape} uint8")
     h, w = rgb.shape[:2]

@@ -1,5 +1,8 @@
-"""Reading and writing things on disk: model weights (safetensors) and, later, .mlic files."""
+"""Reading and writing things on disk: model weights (safetensors), .mlic files, images
+(exports imported on first use)."""
 
-from .weights import load_model, save_model
+from .._lazy import lazy_exports
 
-__all__ = ["load_model", "save_model"]
+_WHERE = {"load_model": "weights", "save_model": "weights"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

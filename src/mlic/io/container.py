@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ..errors import MlicError
 
 MAGIC = b"MLIC"
-VERSION = 2  # written; version 1 files (z not covered by the symbol checksums) are still read
-READABLE_VERSIONS = (1, 2)
+VERSION = 3  # written; versions 1 and 2 (probability path in float32) are still read
+READABLE_VERSIONS = (1, 2, 3)
 MIN_TILE_RECORD = 8 + 2 + 4 + 4 + 1  # shapes, padding, two stream lengths, checksum count
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
@@ -43,7 +43,7 @@ class Header:
     alpha: int  # ALPHA_NONE, ALPHA_OPAQUE or ALPHA_STREAM
     tile: int  # tile side in pixels (multiple of 64); 0 = one tile covering the image
     check_group: int  # slices per symbol checksum
-    version: int = VERSION  # format version (2: the first checksum also covers the decoded z)
+    version: int = VERSION  # format version (docs/format.md, "Versions")
 
     def tiles(self) -> list[tuple[int, int, int, int]]:
         """(top, left, height, width) of every tile, row-major."""
@@ -160,7 +160,7 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
     r.take(4, "magic")
     version, name_len = r.unpack(">BB", "header")
     if version not in READABLE_VERSIONS:
-        raise FormatError(f"unsupported .mlic format version {version} (this mlic reads versions 1 and 2)")
+        raise FormatError(f"unsupported .mlic format version {version} (this mlic reads versions {READABLE_VERSIONS[0]} to {READABLE_VERSIONS[-1]})")
     try:
         model = r.take(name_len, "model name").decode("ascii")
     except UnicodeDecodeError:

@@ -1,6 +1,7 @@
-"""The MLIC family of models and their registry."""
+"""The MLIC family of models and their registry (exports imported on first use)."""
 
-from .mlic import MLIC, MLICConfig
-from .registry import MODELS, build, configs
+from .._lazy import lazy_exports
 
-__all__ = ["MLIC", "MLICConfig", "MODELS", "build", "configs"]
+_WHERE = {"MLIC": "mlic", "MLICConfig": "config", "MODELS": "registry", "build": "registry", "configs": "registry"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

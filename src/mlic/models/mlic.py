@@ -21,7 +21,6 @@ The model follows CompressAI's contract: ``forward(x) -> {"x_hat", "likelihoods"
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -36,74 +35,39 @@ from ..entropy import EntropyBottleneck, GaussianConditional
 from ..entropy.quantize import quantize
 from ..nn.invariant import make_thread_invariant
 from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
+from .config import PRECISIONS, MLICConfig
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 
 PAD = 64  # g_a/h_a downsample by 64 in total (§3.5)
+# What the decoder recomputes to find each symbol's table: in float64 when coding (format
+# version 3), so that other kernels (AVX2 vs AVX-512, another library build) move its values
+# by about 1e-12 instead of 1e-6 and pick the encoder's tables (docs/determinism.md).
+PROBABILITY_PATH = ("h_s", "channel_context", "global_inter_context", "global_intra_context", "local_context",
+                    "entropy_parameters_anchor", "entropy_parameters_nonanchor", "lrp_anchor", "lrp_nonanchor",
+                    "gaussian_conditional")  # fmt: skip
+__all__ = ["MLIC", "MLICConfig", "native_bf16", "resolve_precision"]
 
 
-@dataclass(frozen=True)
-class MLICConfig:
-    """Everything that defines a model's architecture (saved next to its weights).
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` has native bf16 kernels (CPU: oneDNN's AVX512-BF16 or AMX ones).
 
-    Defaults are MLIC++ (N 192, M 320, 10 slices of 32 channels).
+    Elsewhere bf16 is emulated: several times slower than fp32 (6x for g_a + g_s on an AVX2
+    CPU), and its pixels differ from a native bf16 CPU's (docs/determinism.md).
     """
-
-    name: str = "mlic-plusplus"
-    N: int = 192
-    M: int = 320
-    slices: int = 10
-    local: str = "window"  # "window" (MEM+, MEM++) or "conv" (MEM)
-    inter: str | None = "linear"  # "linear" (MEM++), "quadratic" (MEM+) or None (MEM)
-    intra: str = "linear"  # "linear" (MEM++) or "quadratic" (MEM, MEM+)
-    legacy: bool = False  # 2023 LRP and g_s (decision A5)
-    channel_hidden: tuple[int, int] = (192, 128)
-    params_hidden: tuple[int, ...] = (320, 256, 128)
-    lrp_hidden: tuple[int, ...] = (224, 128)
-    local_heads: int = 2
-    intra_heads: int = 2
-    intra_exclusion: int = 2
-    window: int = 5
-
-    def __post_init__(self) -> None:
-        for key in ("channel_hidden", "params_hidden", "lrp_hidden"):  # lists (JSON, CLI) -> tuples
-            object.__setattr__(self, key, tuple(int(v) for v in getattr(self, key)))
-        if self.M % self.slices:
-            raise ValueError(f"M={self.M} is not divisible into {self.slices} slices")
-        if self.local not in ("window", "conv"):
-            raise ValueError(f"unknown local context {self.local!r}")
-        if self.inter not in (None, "linear", "quadratic"):
-            raise ValueError(f"unknown inter context {self.inter!r}")
-        if self.intra not in ("linear", "quadratic"):
-            raise ValueError(f"unknown intra context {self.intra!r}")
-
-    @property
-    def slice_channels(self) -> int:
-        return self.M // self.slices
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MLICConfig":
-        d = dict(d)
-        for key in ("channel_hidden", "params_hidden", "lrp_hidden"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
-
-    def replace(self, **changes) -> "MLICConfig":
-        return replace(self, **changes)
-
-
-def _use_bf16(precision: str, device: torch.device) -> bool:
-    if precision not in ("fp32", "bf16", "auto"):
-        raise ValueError(f"transform_precision must be fp32, bf16 or auto, not {precision!r}")
-    if precision != "auto":
-        return precision == "bf16"
+    device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``"fp32"`` or ``"bf16"``: what g_a / g_s run in for ``precision`` ("auto": bf16 where native)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"transform_precision must be fp32, bf16 or auto, not {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def _pad(x: Tensor) -> Tensor:
@@ -162,14 +126,31 @@ class MLIC(nn.Module):
         # the heap when input and weight formats differ (reproduced with two strided convs
         # sharing a 3-channel input), so training keeps NCHW.
         # Precision of g_a and g_s only (never the probability path): "fp32", "bf16" or "auto"
-        # (bf16 where the hardware has native bf16 kernels). bf16 is ~2x faster here and
-        # changes the decoded image by less than 1e-8 in MSE (benchmarks/speed.py).
+        # (bf16 where the hardware has native bf16 kernels). bf16 is ~2x faster here; its
+        # decodes differ from fp32 ones by a level or two in about a quarter of the values
+        # (about 0.02 dB of PSNR; docs/determinism.md), never in the decoded symbols.
         self.transform_precision = "auto"
         self.half_parameters = True  # entropy parameters on the current checkerboard half only
 
+    @contextlib.contextmanager
+    def probability_dtype(self, dtype: torch.dtype):
+        """Run the probability path (``PROBABILITY_PATH``) in ``dtype`` inside the block: its
+        parameters are cast there and back (float32 -> float64 -> float32 is exact)."""
+        if dtype == torch.float32:
+            yield
+            return
+        modules = [getattr(self, name) for name in PROBABILITY_PATH if hasattr(self, name)]
+        try:
+            for m in modules:
+                m.to(dtype)
+            yield
+        finally:
+            for m in modules:
+                m.float()
+
     # -- transforms (not on the probability path: may run in bf16) -------------
     def _transform_context(self, x: Tensor):
-        if _use_bf16(self.transform_precision, x.device):
+        if resolve_precision(self.transform_precision, x.device) == "bf16":
             return torch.autocast(x.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -195,8 +176,8 @@ class MLIC(nn.Module):
     def synthesis(self, y_hat: Tensor) -> Tensor:
         """g_s in ``transform_precision``; returns fp32 NCHW x_hat (padded size).
 
-        After the probability path: its layout and precision change pixels by far less
-        than one 8-bit level, never which symbols are decoded.
+        After the probability path: its layout and precision move pixels by a level or two
+        in places (docs/determinism.md), never which symbols are decoded.
         """
         with self._transform_context(y_hat):
             x_hat = self.g_s(self._layout(y_hat))
@@ -306,16 +287,19 @@ class MLIC(nn.Module):
         return -(-self.slices // 4)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True, y: Tensor | None = None) -> dict:
+    def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True, y: Tensor | None = None,
+                 probability_dtype: torch.dtype = torch.float64) -> dict:
         """Entropy-code a batch.
 
         Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
-        "checks": per-image symbol checksums, "check_group": slices per checksum, "y_hat"}``.
-        One y string per image holds every slice, anchors before non-anchors
+        "checks": per-image symbol checksums, "check_group": slices per checksum, "y_hat"
+        (in ``probability_dtype``), "symbols_sha256": per image, the SHA-256 of its y symbols in
+        coding order}``. One y string per image holds every slice, anchors before non-anchors
         (§6.3); one z string per image. ``z_in_checks`` seeds the first checksum
         with the decoded hyper-latent (format version 2; False reproduces version 1).
         ``y``: the latent to code instead of ``g_a(x)`` (from :func:`mlic.models.refine.refine_latent`);
-        the decoder needs nothing to know.
+        the decoder needs nothing to know. ``probability_dtype``: float64 (format version 3)
+        or float32 (versions 1 and 2); the decoder must use the same.
         """
         h, w = x.shape[-2:]
         if y is None:
@@ -325,10 +309,12 @@ class MLIC(nn.Module):
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)
-        hyper = self.h_s(z_hat)
         group = check_group or self.default_check_group()
-        step = EncodeStep(y, self.slice_channels, self.gaussian_conditional, group, z_hat if z_in_checks else None)
-        y_hat = run_slices(self, hyper, step)
+        with self.probability_dtype(probability_dtype):
+            hyper = self.h_s(z_hat.to(probability_dtype))
+            step = EncodeStep(y.to(probability_dtype), self.slice_channels, self.gaussian_conditional, group,
+                              z_hat if z_in_checks else None)  # fmt: skip
+            y_hat = run_slices(self, hyper, step)
         return {
             "strings": [step.strings(), z_strings],
             "shape": tuple(z.shape[-2:]),
@@ -336,6 +322,7 @@ class MLIC(nn.Module):
             "checks": step.checks.values,
             "check_group": group,
             "y_hat": y_hat,
+            "symbols_sha256": step.checks.digests(),
         }
 
     @torch.no_grad()
@@ -347,20 +334,22 @@ class MLIC(nn.Module):
         checks: list[list[int]] | None = None,
         check_group: int | None = None,
         z_in_checks: bool = True,
+        probability_dtype: torch.dtype = torch.float64,
     ) -> dict:
-        """Inverse of :meth:`compress`: ``{"x_hat", "y_hat"}``; ``x_hat`` cropped to ``image_size``.
+        """Inverse of :meth:`compress`: ``{"x_hat", "y_hat", "symbols_sha256"}``; ``x_hat`` cropped
+        to ``image_size``; ``symbols_sha256`` as in :meth:`compress` (equal when decoding is exact).
 
         With ``checks`` (from :meth:`compress`), the decoded symbols are verified
         group by group and :class:`mlic.errors.DesyncError` is raised on a mismatch.
         """
         y_strings, z_strings = strings
         z_hat = self.entropy_bottleneck.decompress(z_strings, tuple(shape))
-        hyper = self.h_s(z_hat)
         step = DecodeStep(y_strings, self.gaussian_conditional, self.slices, checks,
                           check_group or self.default_check_group(), z_hat if z_in_checks else None)  # fmt: skip
-        y_hat = run_slices(self, hyper, step)
+        with self.probability_dtype(probability_dtype):
+            y_hat = run_slices(self, self.h_s(z_hat.to(probability_dtype)), step)
         step.finish()
-        x_hat = self.synthesis(y_hat)
+        x_hat = self.synthesis(y_hat.float())
         if image_size is not None:
             x_hat = x_hat[..., : image_size[0], : image_size[1]]
-        return {"x_hat": x_hat, "y_hat": y_hat}
+        return {"x_hat": x_hat, "y_hat": y_hat, "symbols_sha256": step.checks.digests()}

@@ -8,7 +8,12 @@ models for tests: ``build("mlic-plus", N=16, M=32, slices=4, ...)``.
 
 from __future__ import annotations
 
-from .mlic import MLIC, MLICConfig
+from typing import TYPE_CHECKING
+
+from .config import MLICConfig
+
+if TYPE_CHECKING:
+    from .mlic import MLIC
 
 MODELS: dict[str, MLICConfig] = {
     "mlic": MLICConfig(name="mlic", M=192, slices=6, local="conv", inter=None, intra="quadratic"),
@@ -21,8 +26,10 @@ def configs() -> list[str]:
     return sorted(MODELS)
 
 
-def build(name: str, **overrides) -> MLIC:
+def build(name: str, **overrides) -> "MLIC":
     """A fresh, randomly initialised model of family ``name`` with config ``overrides``."""
+    from .mlic import MLIC
+
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(configs())}")
     return MLIC(MODELS[name].replace(**overrides))

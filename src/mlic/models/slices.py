@@ -15,6 +15,7 @@ so the networks downstream see exactly the same tensors in all three modes.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import Protocol
 
@@ -91,6 +92,8 @@ class SymbolChecks:
     (CRC-32 of their int32 little-endian bytes, truncated to 16 bits). A decoder
     whose floating-point results drift from the encoder's decodes different
     symbols from then on; the first group whose checksum differs names where.
+    :meth:`digest` is the SHA-256 of all of an image's symbols in coding order (the exact
+    part of a decode, which tests compare across machines; it is not stored in files).
     """
 
     def __init__(self, batch: int, slices: int, group: int) -> None:
@@ -98,6 +101,7 @@ class SymbolChecks:
             raise ValueError("checksum group must be at least one slice")
         self.slices, self.group = slices, group
         self._crc = [0] * batch
+        self._sha = [hashlib.sha256() for _ in range(batch)]
         self.values: list[list[int]] = [[] for _ in range(batch)]
 
     @staticmethod
@@ -110,7 +114,13 @@ class SymbolChecks:
         self._crc[b] = zlib.crc32(np.ascontiguousarray(z_hat.detach().cpu().numpy(), dtype="<f4").tobytes())
 
     def add(self, b: int, symbols: np.ndarray) -> None:
-        self._crc[b] = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self._crc[b])
+        raw = np.ascontiguousarray(symbols, dtype="<i4").tobytes()
+        self._crc[b] = zlib.crc32(raw, self._crc[b])
+        self._sha[b].update(raw)
+
+    def digests(self) -> list[str]:
+        """Per image: SHA-256 (hex) of every symbol added so far, as little-endian int32."""
+        return [h.hexdigest() for h in self._sha]
 
     def closes_group(self, i: int) -> bool:
         return (i + 1) % self.group == 0 or i == self.slices - 1

@@ -1,7 +1,9 @@
 """Training: data from image folders, the rate-distortion loss, and a resumable (optionally
-distributed) training loop. Entry points: :func:`mlic.train.train` and ``mlic train``."""
+distributed) training loop. Entry points: :func:`mlic.train.train` and ``mlic train``
+(exports imported on first use)."""
 
-from .config import TrainConfig
-from .loop import export_checkpoint, train
+from .._lazy import lazy_exports
 
-__all__ = ["TrainConfig", "export_checkpoint", "train"]
+_WHERE = {"TrainConfig": "config", "export_checkpoint": "loop", "train": "loop"}
+__all__ = list(_WHERE)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+
+from ..models.config import PRECISIONS
+from ..models.registry import MODELS
+
+METRICS = ("mse", "ms-ssim")
 
 
 def parse_crops(spec: str) -> list[tuple[float, int]]:
     """``"256,512@0.8"`` -> [(0.0, 256), (0.8, 512)]: crop size from a fraction of the run on."""
     out = []
-    for part in spec.split(","):
-        size, _, start = part.strip().partition("@")
-        out.append((float(start) if start else 0.0, int(size)))
+    try:
+        for part in spec.split(","):
+            size, _, start = part.strip().partition("@")
+            out.append((float(start) if start else 0.0, int(size)))
+    except ValueError:
+        raise ValueError(f"crop schedule {spec!r} is not SIZE[,SIZE@FRACTION...] (e.g. 256,512@0.8)") from None
     out.sort()
     if not out or out[0][0] != 0.0 or any(s % 64 or s <= 0 for _, s in out):
         raise ValueError("crop schedule must start at fraction 0 with sizes that are multiples of 64")
+    return out
+
+
+def parse_lr_drops(spec: str) -> list[tuple[float, float]]:
+    """``"0.9:0.3,0.97:0.1"`` -> [(0.9, 0.3), (0.97, 0.1)]: from that fraction of the run on,
+    the learning rate is the base rate times the factor."""
+    out = []
+    for part in filter(None, spec.split(",")):
+        try:
+            frac, factor = (float(v) for v in part.split(":"))
+        except ValueError:
+            raise ValueError(f"--lr-drops {spec!r}: each drop is FRACTION:FACTOR, e.g. 0.9:0.3") from None
+        if not (0 <= frac <= 1 and 0 < factor and math.isfinite(factor)):
+            raise ValueError(f"--lr-drops {spec!r}: fractions lie in [0, 1] and factors are positive")
+        out.append((frac, factor))
     return out
 
 
@@ -40,7 +64,7 @@ class TrainConfig:
     threads: int = 0  # 0 = leave torch's default
     checkpoint_every: int = 1000
     validate_every: int = 1000
-    val_data: str = ""  # folder; default ../shared/data/kodak when present
+    val_data: str = ""  # folder of validation images; "" = no validation
     val_images: int = 4  # images really compressed at validation
     log_every: int = 10
     downscale_jpeg: bool = True  # JPEG sources are downsampled 2x (antialiased) on loading
@@ -53,6 +77,38 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def model_config(self):
+        """The architecture: the registry's ``model`` with ``model_overrides`` (ValueError if invalid)."""
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
+        try:
+            return MODELS[self.model].replace(**self.model_overrides)
+        except TypeError as exc:
+            known = ", ".join(MODELS[self.model].to_dict())
+            raise ValueError(f"{exc}; model settings are {known}") from None
+
+    def validate(self) -> None:
+        """Raise ValueError, with one line saying which, for any value a run cannot use."""
+        self.model_config()
+        positive = {"lambda": self.lmbda, "lr": self.lr, "aux-lr": self.aux_lr, "clip": self.clip}
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        at_least = {"steps": (self.steps, 1), "batch": (self.batch, 1), "warmup": (self.warmup, 0),
+                    "threads": (self.threads, 0), "checkpoint-every": (self.checkpoint_every, 0),
+                    "validate-every": (self.validate_every, 0), "val-images": (self.val_images, 0),
+                    "log-every": (self.log_every, 0), "max-side": (self.max_side, 0),
+                    "pyramid": (self.pyramid, 1), "crop-candidates": (self.crop_candidates, 1)}  # fmt: skip
+        for name, (value, low) in at_least.items():
+            if not (isinstance(value, int) and value >= low):
+                raise ValueError(f"{name} must be a whole number of at least {low}, not {value!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        parse_crops(self.crops)
+        parse_lr_drops(self.lr_drops)
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f for f in cls.__dataclass_fields__}
@@ -61,8 +117,7 @@ class TrainConfig:
     def lr_at(self, step: int) -> float:
         """Learning rate for ``step`` (0-based): linear warm-up, then piecewise-constant drops."""
         lr = self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else self.lr
-        for part in filter(None, self.lr_drops.split(",")):
-            frac, factor = (float(v) for v in part.split(":"))
+        for frac, factor in parse_lr_drops(self.lr_drops):
             if step >= frac * self.steps:
                 lr = self.lr * factor
         return lr

@@ -30,7 +30,6 @@ from .config import TrainConfig
 from .data import CropStream, find_images, load_rgb
 from .loss import RateDistortionLoss
 
-KODAK = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "kodak"
 CKPT_FORMAT = "mlic-train-1"
 
 
@@ -123,6 +122,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
 
     ``callback(step, stats)``, if given, is called after every step (rank 0 and others).
     """
+    cfg.validate()
+    # inputs are checked before anything is built or written: no run folder for a bad call
+    data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg, max_side=cfg.max_side,
+                      pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
+    if cfg.val_data:
+        find_images([cfg.val_data])  # a missing or empty validation folder fails now, not at step 1000
     rank, world, local_rank = _dist_env()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -166,10 +171,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
         DDP._set_params_and_buffers_to_ignore_for_model(model, ["entropy_bottleneck.quantiles"])
         net = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
-    data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg, max_side=cfg.max_side,
-                      pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
     criterion = RateDistortionLoss(cfg.lmbda, cfg.metric)
-    val_folder = cfg.val_data or (str(KODAK) if KODAK.is_dir() else "")
+    val_folder = cfg.val_data
 
     stop = {"flag": False}
 
