@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kodak_dir import add_kodak_argument, kodak_images
 
 def cli(*args, threads: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -33,18 +34,14 @@ def cli(*args, threads: int) -> subprocess.CompletedProcess:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kodak", default=os.environ.get("MLIC_KODAK"), help="folder of the Kodak images (default: $MLIC_KODAK)")
+    add_kodak_argument(ap)
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--weights", nargs="*", help="weights files instead of the bundled models")
     ap.add_argument("-o", "--out", default="runs/determinism")
     args = ap.parse_args()
     from mlic import zoo
 
-    if not args.kodak:
-        raise SystemExit("give --kodak DIR (the Kodak PNGs) or set MLIC_KODAK")
-    images = sorted(Path(args.kodak).glob("kodim*.png"))[: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images (kodim*.png) in {args.kodak}")
+    images = kodak_images(args.kodak, args.images)
     models = [(Path(w).stem, ["--weights", w]) for w in args.weights] if args.weights else \
         [(f"{e.model} q{e.quality}", ["--model", e.model, "--quality", e.quality]) for e in zoo.entries()]  # fmt: skip
     out = Path(args.out)

@@ -19,7 +19,6 @@ models encoded with the encoder-side latent search (``mlic eval --refine STEPS``
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kodak_dir import add_kodak_argument, kodak_images
 from mlic import zoo
 from mlic.cli.common import DEFAULT_MODEL
 from mlic.cli.main import main as mlic
@@ -72,7 +72,7 @@ def refine_in_parts(cmd: list, out: Path, jobs: int, redo: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kodak", default=os.environ.get("MLIC_KODAK"), help="folder of the Kodak images (default: $MLIC_KODAK)")
+    add_kodak_argument(ap)
     ap.add_argument("-o", "--out", default="runs/kodak", help="output folder (default runs/kodak)")
     ap.add_argument("--codecs", nargs="*", default=list(CODECS), help=f"classic codecs (default: {' '.join(CODECS)})")
     ap.add_argument("--images", type=int, default=24, help="first N Kodak images")
@@ -86,11 +86,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if not args.kodak:
-        raise SystemExit("give --kodak DIR (the 24 Kodak PNGs) or set MLIC_KODAK")
-    kodak = sorted(Path(args.kodak).glob("kodim*.png"))[: args.images]
-    if not kodak:
-        raise SystemExit(f"no Kodak images (kodim*.png) in {args.kodak}")
+    kodak = kodak_images(args.kodak, args.images)
     with tempfile.TemporaryDirectory(prefix="mlic-kodak-") as tmp:
         folder = Path(tmp)
         for p in kodak:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kodak_dir import add_kodak_argument, kodak_images
 from mlic import zoo
 from mlic.cli.common import DEFAULT_MODEL
 from mlic.codec import _to_uint8, compress_image, decode_tiles
@@ -73,7 +74,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kodak", default=os.environ.get("MLIC_KODAK"), help="folder of the Kodak images (default: $MLIC_KODAK)")
+    add_kodak_argument(ap)
     ap.add_argument("--images", type=int, default=6, help="first N Kodak images (default 6)")
     ap.add_argument("--no-avx2", action="store_true", help="skip the fresh process with AVX2 kernels")
     ap.add_argument("--decode-folder", help=argparse.SUPPRESS)  # the AVX2 leg (internal)
@@ -81,11 +82,7 @@ def main() -> None:
     if args.decode_folder:
         decode_folder(Path(args.decode_folder))
         return
-    if not args.kodak:
-        raise SystemExit("give --kodak DIR (the Kodak PNGs) or set MLIC_KODAK")
-    images = sorted(Path(args.kodak).glob("kodim*.png"))[: args.images]
-    if not images:
-        raise SystemExit(f"no Kodak images (kodim*.png) in {args.kodak}")
+    images = kodak_images(args.kodak, args.images)
     if not native_bf16():
         print("note: this CPU has no native bf16 kernels: bf16 below is emulated", file=sys.stderr)
     entries = sorted((e for e in zoo.entries() if e.model == DEFAULT_MODEL and e.metric == "mse"), key=lambda e: e.quality)

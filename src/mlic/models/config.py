@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-# Precisions of the transforms g_a / g_s (MLIC.transform_precision); the probability path is
-# always fp32. "auto": bf16 where the hardware has native bf16 kernels, else fp32.
+# Precisions of the transforms g_a / g_s (MLIC.transform_precision); never of the probability
+# path (float32 in training, float64 when coding format version 3). "auto": bf16 where the
+# hardware has native bf16 kernels, else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class MLICConfig:

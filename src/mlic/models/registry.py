@@ -26,10 +26,19 @@ def configs() -> list[str]:
     return sorted(MODELS)
 
 
+def model_config(name: str, **overrides) -> MLICConfig:
+    """The configuration of family ``name`` with ``overrides`` (no torch); ValueError, in one
+    line, for an unknown family, an unknown field or a value the architecture cannot take."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(configs())}")
+    try:
+        return MODELS[name].replace(**overrides)
+    except TypeError as exc:  # an unknown field
+        raise ValueError(f"{exc}; model settings are {', '.join(MODELS[name].to_dict())}") from None
+
+
 def build(name: str, **overrides) -> "MLIC":
     """A fresh, randomly initialised model of family ``name`` with config ``overrides``."""
     from .mlic import MLIC
 
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(configs())}")
-    return MLIC(MODELS[name].replace(**overrides))
+    return MLIC(model_config(name, **overrides))

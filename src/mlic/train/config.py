@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..models.config import PRECISIONS
-from ..models.registry import MODELS
+from ..models.registry import model_config
 
 METRICS = ("mse", "ms-ssim")
 
@@ -77,19 +77,9 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def model_config(self):
-        """The architecture: the registry's ``model`` with ``model_overrides`` (ValueError if invalid)."""
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(sorted(MODELS))}")
-        try:
-            return MODELS[self.model].replace(**self.model_overrides)
-        except TypeError as exc:
-            known = ", ".join(MODELS[self.model].to_dict())
-            raise ValueError(f"{exc}; model settings are {known}") from None
-
     def validate(self) -> None:
         """Raise ValueError, with one line saying which, for any value a run cannot use."""
-        self.model_config()
+        model_config(self.model, **self.model_overrides)
         positive = {"lambda": self.lmbda, "lr": self.lr, "aux-lr": self.aux_lr, "clip": self.clip}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
