@@ -282,6 +282,7 @@ def _cmd_train(args) -> int:
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
         lmbda=lmbda or 0.0, steps=100_000 if args.steps is None else args.steps, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
+        z_warmup=args.z_warmup, revive_z=args.revive_z,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
@@ -377,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--aux-lr", type=float, default=1e-3, help="Adam learning rate of the bottleneck quantiles")
     t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
+    t.add_argument("--z-warmup", type=int, default=0,
+                   help="steps over which the z rate's pull on the encoder rises from 0 to full (keeps the "
+                        "hyperprior alive; 0 = full from the start)")
     t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
     t.add_argument("--seed", type=int, default=0, help="data order and initialisation (use a new one with --init)")
     add_precision(t)
@@ -393,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop-candidates", type=int, default=1,
                    help="crop positions drawn per item; the most detailed is kept (1 = uniform crops)")
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
+    t.add_argument("--revive-z", action="store_true",
+                   help="with --init: restart the weights' dead z channels first (use with --z-warmup)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

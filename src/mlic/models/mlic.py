@@ -33,6 +33,7 @@ from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
 from ..entropy.quantize import quantize
+from ..nn import scale_gradient
 from ..nn.invariant import make_thread_invariant
 from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from .config import PRECISIONS, MLICConfig
@@ -131,6 +132,11 @@ class MLIC(nn.Module):
         # (about 0.02 dB of PSNR; docs/determinism.md), never in the decoded symbols.
         self.transform_precision = "auto"
         self.half_parameters = True  # entropy parameters on the current checkerboard half only
+        # Training only: the share of the z rate's gradient that reaches h_a and g_a (``--z-warmup``
+        # ramps it from 0 to 1). The density still learns from the whole z rate, and the loss
+        # counts every bit; below 1, the hyper-latent is cheap for the encoder while the entropy
+        # model learns to use it (the collapse it prevents: docs/models.md, "Entropy-model health").
+        self.z_rate_weight = 1.0
 
     @contextlib.contextmanager
     def probability_dtype(self, dtype: torch.dtype):
@@ -235,7 +241,7 @@ class MLIC(nn.Module):
 
     # -- CompressAI contract ---------------------------------------------------
     def forward(self, x: Tensor) -> dict:
-        """Training / evaluation pass: ``{"x_hat", "likelihoods": {"y", "z"}}``.
+        """Training / evaluation pass: ``{"x_hat", "likelihoods": {"y", "z"}, "y_hat", "z_hat"}``.
 
         Inputs of any size are padded right/bottom to a multiple of 64 and
         ``x_hat`` is cropped back; likelihoods cover the padded latents.
@@ -257,7 +263,10 @@ class MLIC(nn.Module):
             raise ValueError(f"unknown pass mode {mode!r}")
         h, w = size
         z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z, training=mode == "train")
+        z_rate = z
+        if mode == "train" and self.z_rate_weight != 1.0:
+            z_rate = scale_gradient(z, self.z_rate_weight)
+        _, z_likelihoods = self.entropy_bottleneck(z_rate, training=mode == "train")
         z_hat = quantize(z, "round" if mode == "eval" else "ste", self._z_median(z))
         hyper = self.h_s(z_hat)
         step = QuantizeStep(y, self.slice_channels, "round" if mode == "eval" else "ste")
@@ -268,7 +277,7 @@ class MLIC(nn.Module):
         else:
             _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=mode == "train")
         x_hat = self.synthesis(y_hat)[..., :h, :w]
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat}
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat, "z_hat": z_hat}
 
     def _z_median(self, z: Tensor) -> Tensor:
         return self.entropy_bottleneck.medians().view(1, -1, 1, 1).to(z.dtype)

@@ -9,7 +9,7 @@ from .blocks import (
     dwconv3x3,
     subpel3x3,
 )
-from .bound import NonNegativeParametrizer, lower_bound
+from .bound import NonNegativeParametrizer, lower_bound, scale_gradient
 from .gdn import GDN, IGDN
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "conv3x3",
     "dwconv3x3",
     "lower_bound",
+    "scale_gradient",
     "subpel3x3",
 ]

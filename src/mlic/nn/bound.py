@@ -33,6 +33,22 @@ def lower_bound(x: Tensor, bound: float | Tensor) -> Tensor:
     return _LowerBound.apply(x, b)
 
 
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, factor: float) -> Tensor:
+        ctx.factor = factor
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad * ctx.factor, None
+
+
+def scale_gradient(x: Tensor, factor: float) -> Tensor:
+    """``x`` in the forward pass; its gradient multiplied by ``factor`` in the backward pass."""
+    return _ScaleGradient.apply(x, float(factor))
+
+
 class NonNegativeParametrizer(nn.Module):
     """Stores a non-negative quantity ``v >= minimum`` as ``p`` with ``v = p**2 - pedestal``.
 

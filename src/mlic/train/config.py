@@ -57,6 +57,7 @@ class TrainConfig:
     lr: float = 1e-4
     aux_lr: float = 1e-3
     warmup: int = 1000  # linear warm-up steps
+    z_warmup: int = 0  # steps over which the z rate's gradient into h_a / g_a rises from 0 to full (0 = full)
     lr_drops: str = "0.9:0.3,0.97:0.1"  # fraction:factor of the base LR
     clip: float = 1.0
     seed: int = 0
@@ -72,6 +73,7 @@ class TrainConfig:
     pyramid: int = 1  # each source also at 1/2, 1/4, ... of its size (levels in all)
     crop_candidates: int = 1  # crop positions drawn per item; the most detailed one is kept
     init: str = ""  # weights (.safetensors) or checkpoint to start from (fine-tuning)
+    revive_z: bool = False  # with init: restart the dead z channels first (mlic.train.revive)
     deterministic: bool = False
 
     def to_dict(self) -> dict:
@@ -84,7 +86,7 @@ class TrainConfig:
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, not {value!r}")
-        at_least = {"steps": (self.steps, 1), "batch": (self.batch, 1), "warmup": (self.warmup, 0),
+        at_least = {"steps": (self.steps, 1), "batch": (self.batch, 1), "warmup": (self.warmup, 0), "z-warmup": (self.z_warmup, 0),
                     "threads": (self.threads, 0), "checkpoint-every": (self.checkpoint_every, 0),
                     "validate-every": (self.validate_every, 0), "val-images": (self.val_images, 0),
                     "log-every": (self.log_every, 0), "max-side": (self.max_side, 0),
@@ -98,6 +100,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         parse_crops(self.crops)
         parse_lr_drops(self.lr_drops)
+        if self.revive_z and not self.init:
+            raise ValueError("revive-z needs init: it restarts the dead z channels of trained weights")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -111,6 +115,11 @@ class TrainConfig:
             if step >= frac * self.steps:
                 lr = self.lr * factor
         return lr
+
+    def z_weight_at(self, step: int) -> float:
+        """Share of the z rate's gradient that reaches the encoder at ``step`` (0-based): 0 -> 1 over
+        ``z_warmup`` steps (``MLIC.z_rate_weight``)."""
+        return min(1.0, step / self.z_warmup) if self.z_warmup > 0 else 1.0
 
     def crop_at(self, step: int) -> int:
         size = parse_crops(self.crops)[0][1]

@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from ..errors import MlicError
 from ..io.weights import load_model, safe_torch_load, save_model
 from ..models import MLIC, build
+from ..models.health import MIN_ACTIVE_Z, rate_health
 from .config import TrainConfig
 from .data import CropStream, find_images, load_rgb
 from .loss import RateDistortionLoss
@@ -117,6 +119,33 @@ def validate(model: MLIC, folder: str, n_real: int, criterion: RateDistortionLos
     return {"val_bpp_est": est_bpp / n, "val_psnr": est_psnr / n, "val_bpp_real": real_bpp / n}
 
 
+class CollapseWatch:
+    """Warns (once per run, on stderr) when the hyperprior collapses: fewer than
+    ``MIN_ACTIVE_Z`` of the z channels active in each of the last ``window`` logged batches.
+    One batch of small crops can leave a live channel at zero, so a single reading never warns."""
+
+    def __init__(self, bar=None, window: int = 5) -> None:
+        self.window, self.bar = window, bar
+        self.low: list[int] = []
+        self.warned = False
+
+    def see(self, step: int, health) -> bool:
+        """Record one logged batch; returns True when it warns."""
+        collapsed = health.active_z < MIN_ACTIVE_Z * health.z_channels
+        self.low = (self.low + [step])[-self.window :] if collapsed else []
+        if self.warned or len(self.low) < self.window:
+            return False
+        self.warned = True
+        msg = (f"mlic train: warning: at step {step} the hyperprior has collapsed: {health.active_z} of "
+               f"{health.z_channels} z channels active over the last {self.window} logged batches; slice 0 "
+               "is then coded with fixed scales (docs/models.md, 'Entropy-model health')")  # fmt: skip
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr)
+        return True
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callback=None) -> Path:
     """Run (or resume) training; returns the path of the last checkpoint.
 
@@ -144,6 +173,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
     model.transform_precision = cfg.precision
     if cfg.init and not resume:
         _initial_weights(model, cfg.init)
+        if cfg.revive_z:
+            from .revive import revive_hyperprior
+
+            probe = [data.batch(10**9 + k, 8, 256) for k in range(4)]  # not among the run's own batches
+            dead = revive_hyperprior(model, probe)
+            if rank == 0:
+                print(f"mlic train: revived {len(dead)} of {model.N} z channels (dead on {len(probe)} x 8 crops)",
+                      file=sys.stderr)  # fmt: skip
     model.to(device).train()
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
@@ -204,7 +241,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             _atomic_save(ckpt, out / f"step-{final_step}.ckpt")
 
     log_path = out / "log.csv"
-    fields = ["step", "lr", "loss", "bpp", "psnr", "aux", "seconds", "val_bpp_est", "val_bpp_real", "val_psnr"]
+    fields = ["step", "lr", "loss", "bpp", "psnr", "aux", "z_active", "y_outliers", "seconds", "val_bpp_est",
+              "val_bpp_real", "val_psnr"]  # fmt: skip
     writer = None
     if rank == 0:
         new = not (resume and log_path.exists())
@@ -226,6 +264,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
 
         bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
 
+    watch = CollapseWatch(bar)
     t0 = time.perf_counter()
     try:
         while step < cfg.steps and not stop["flag"]:
@@ -234,7 +273,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             x = data.batch(step, cfg.batch, cfg.crop_at(step), rank, world).to(device)
             opt.zero_grad(set_to_none=True)
             aux_opt.zero_grad(set_to_none=True)
-            result = criterion(net(x), x)
+            model.z_rate_weight = cfg.z_weight_at(step)
+            out = net(x)
+            result = criterion(out, x)
             result["loss"].backward()
             if cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
@@ -250,9 +291,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             row = None
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 psnr = 10 * torch.log10(1 / stats[2].clamp_min(1e-10)).item()
+                health = rate_health(model, out)
                 row = {"step": step, "lr": f"{cfg.lr_at(step - 1):.3g}", "loss": f"{stats[0].item():.5f}",
                        "bpp": f"{stats[1].item():.5f}", "psnr": f"{psnr:.3f}", "aux": f"{aux.item():.3f}",
+                       "z_active": health.active_z, "y_outliers": f"{health.outlier_share:.4f}",
                        "seconds": f"{time.perf_counter() - t0:.1f}"}  # fmt: skip
+                watch.see(step, health)
                 if bar is not None:
                     bar.set_postfix(loss=row["loss"], bpp=row["bpp"], psnr=row["psnr"])
             if rank == 0 and val_folder and cfg.validate_every and step % cfg.validate_every == 0:
