@@ -79,6 +79,8 @@ def _cases(f) -> list[tuple[list, int]]:
         ([*tr, "--lr", "-1"], 1),
         ([*tr, "--lr-drops", "x:y"], 1),
         ([*tr, "--threads", "0"], 1),
+        ([*tr, "--z-warmup", "-3"], 1),
+        ([*tr, "--revive-z"], 1),  # nothing to revive without --init
         ([*tr, "--model", "no-such-model"], 1),
         ([*tr, "--precision", "fp16"], 1),
         (["train", d / "missing", "--out", d / "run", "--lambda", "0.01", "--steps", "1"], 2),
