@@ -7,7 +7,7 @@ For every model (default: every bundled quality; ``--weights`` for other files) 
 - ``est bpp``: the entropy estimate of an eval forward (``-log2`` of the likelihoods);
 - ``real bpp``: the coded y and z streams of ``model.compress`` (no container), and ``real/est``;
 - ``z share``: the z bits' share of the estimate; ``z act``: active z channels (at least 1 %
-  of their symbols nonzero);
+  of their symbols differ from the channel's most common one);
 - ``outl``: the share of the y bits on elements with likelihood < 1e-6, then per slice
   ``anchor/non-anchor``.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mlic import zoo
+from mlic.codec import _to_tensor
 from mlic.io.image import read_image
 from mlic.io.weights import load_model
 from mlic.models.health import rate_health
@@ -61,7 +62,7 @@ def main() -> int:
         per_slice_tot = [[0.0, 0.0] for _ in range(model.slices)]
         for path in files:
             img = read_image(path)
-            x = torch.from_numpy(img.rgb.copy()).permute(2, 0, 1)[None].float().div(255)
+            x = _to_tensor(img.rgb)
             px = x.shape[-2] * x.shape[-1]
             with torch.no_grad():
                 r = rate_health(model, model(x))

@@ -57,22 +57,35 @@ class EntropyBottleneck(TabledEntropyModel):
         self.tail_mass = float(tail_mass)
 
         widths = (1,) + self.filters + (1,)
-        scale = self.init_scale ** (1.0 / (len(self.filters) + 1))
         self.matrices = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.factors = nn.ParameterList()
         for i in range(len(self.filters) + 1):
-            # softplus(init) = 1 / (scale * fan_out): the initial density is a wide bump.
-            init = math.log(math.expm1(1.0 / scale / widths[i + 1]))
-            self.matrices.append(nn.Parameter(torch.full((channels, widths[i + 1], widths[i]), init)))
-            self.biases.append(nn.Parameter(torch.empty(channels, widths[i + 1], 1).uniform_(-0.5, 0.5)))
+            self.matrices.append(nn.Parameter(torch.empty(channels, widths[i + 1], widths[i])))
+            self.biases.append(nn.Parameter(torch.empty(channels, widths[i + 1], 1)))
             if i < len(self.filters):
-                self.factors.append(nn.Parameter(torch.zeros(channels, widths[i + 1], 1)))
-
-        q = torch.tensor([-self.init_scale, 0.0, self.init_scale])
-        self.quantiles = nn.Parameter(q.repeat(channels, 1, 1))
+                self.factors.append(nn.Parameter(torch.empty(channels, widths[i + 1], 1)))
+        self.quantiles = nn.Parameter(torch.empty(channels, 1, 3))
+        self.reset_density()
         t = math.log(2.0 / self.tail_mass - 1.0)
         self.register_buffer("target", torch.tensor([-t, 0.0, t]))
+
+    @torch.no_grad()
+    def reset_density(self, channels: list[int] | None = None) -> None:
+        """The initial density (and quantiles) for ``channels`` (all if None): a wide bump of width
+        about ``init_scale``. Used at construction and to restart dead channels
+        (:func:`mlic.train.revive.revive_hyperprior`); coding tables are stale afterwards."""
+        widths = (1,) + self.filters + (1,)
+        scale = self.init_scale ** (1.0 / (len(self.filters) + 1))
+        for rows in [slice(None)] if channels is None else [[c] for c in channels]:  # one channel at a time
+            for i, matrix in enumerate(self.matrices):
+                # softplus(init) = 1 / (scale * fan_out): the initial density is a wide bump.
+                matrix[rows] = math.log(math.expm1(1.0 / scale / widths[i + 1]))
+                bias = self.biases[i]
+                bias[rows] = torch.empty_like(bias[rows]).uniform_(-0.5, 0.5)
+            for factor in self.factors:
+                factor[rows] = 0.0
+            self.quantiles[rows] = torch.tensor([-self.init_scale, 0.0, self.init_scale])
 
     # -- density ---------------------------------------------------------
     def _logits_cumulative(self, x: Tensor, detach: bool = False) -> Tensor:

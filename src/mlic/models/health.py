@@ -4,8 +4,9 @@ A collapsed hyperprior or miscalibrated scales cost bits without showing in the 
 
 - **active z channels**: channels of the hyper-latent in which at least ``ACTIVE_SHARE`` of the
   symbols ``round(z - median)`` differ from the channel's most common one. A channel that
-  always codes the same symbol tells the decoder nothing; when (almost) all are like that, slice 0's anchors, predicted from the hyperprior
-  alone, get one fixed scale per channel whatever the image (the collapse of issue 18).
+  always codes the same symbol tells the decoder nothing; when (almost) all are like that,
+  slice 0's anchors, predicted from the hyperprior alone, get one fixed scale per channel
+  whatever the image (the collapse of issue 18).
 - **outlier share**: the share of the y bits spent on elements the model gave a likelihood below
   ``OUTLIER`` (most of them at the 1e-9 floor, 30 bits each), per slice and checkerboard half.
   A calibrated model spends under 2 % there.
@@ -17,7 +18,7 @@ training logs them (``mlic train``) and ``benchmarks/health.py`` prints them per
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -41,16 +42,15 @@ class RateHealth:
     z_bits: float
     outlier_bits: list[dict[str, float]]  # per slice: {"anchor": bits, "nonanchor": bits}
     slice_bits: list[dict[str, float]]  # per slice: {"anchor": bits, "nonanchor": bits}
-    z_nonzero: list[float]  # per z channel: share of symbols that differ from its most common one
-    warnings: list[str] = field(default_factory=list)
+    z_varying: list[float]  # per z channel: share of symbols that differ from its most common one
 
     @property
     def z_channels(self) -> int:
-        return len(self.z_nonzero)
+        return len(self.z_varying)
 
     @property
     def active_z(self) -> int:
-        return sum(s >= ACTIVE_SHARE for s in self.z_nonzero)
+        return sum(s >= ACTIVE_SHARE for s in self.z_varying)
 
     @property
     def z_share(self) -> float:
@@ -111,7 +111,7 @@ def rate_health(model, out: dict) -> RateHealth:
         sl = slice(i * c, (i + 1) * c)
         per_slice.append({half: float((y_bits[:, sl] * m).sum()) for half, m in masks.items()})
         per_slice_out.append({half: float((outlier[:, sl] * m).sum()) for half, m in masks.items()})
-    nonzero = varying_share(out["z_hat"].detach())
+    varying = varying_share(out["z_hat"].detach())
     return RateHealth(float(y_bits.sum()), float(z_bits.sum()), per_slice_out, per_slice,
-                      [float(v) for v in nonzero])  # fmt: skip
+                      [float(v) for v in varying])  # fmt: skip
 

@@ -126,14 +126,14 @@ class CollapseWatch:
 
     def __init__(self, bar=None, window: int = 5) -> None:
         self.window, self.bar = window, bar
-        self.low: list[int] = []
+        self.low = 0  # logged batches in a row with too few active channels
         self.warned = False
 
     def see(self, step: int, health) -> bool:
         """Record one logged batch; returns True when it warns."""
         collapsed = health.active_z < MIN_ACTIVE_Z * health.z_channels
-        self.low = (self.low + [step])[-self.window :] if collapsed else []
-        if self.warned or len(self.low) < self.window:
+        self.low = self.low + 1 if collapsed else 0
+        if self.warned or self.low < self.window:
             return False
         self.warned = True
         msg = (f"mlic train: warning: at step {step} the hyperprior has collapsed: {health.active_z} of "

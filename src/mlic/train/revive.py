@@ -51,8 +51,8 @@ def revive_hyperprior(model, batches: list[Tensor], target_std: float = 0.5, max
     """Restart the dead z channels of ``model`` (measured on ``batches``); returns their indexes."""
     was_training = model.training
     model.eval()
-    nonzero, mean, std = _z_statistics(model, batches)
-    dead = (nonzero < ACTIVE_SHARE).nonzero().flatten().tolist()
+    varying, mean, std = _z_statistics(model, batches)
+    dead = (varying < ACTIVE_SHARE).nonzero().flatten().tolist()
     last, first = model.h_a[-1], model.h_s[0]
     flat = [c for c in dead if float(std[c]) < 1e-6]  # a row with no signal left: new random features
     if flat:
@@ -63,8 +63,6 @@ def revive_hyperprior(model, batches: list[Tensor], target_std: float = 0.5, max
     model.train(was_training)
     eb = model.entropy_bottleneck
     medians = eb.medians().clone()
-    widths = (1,) + eb.filters + (1,)
-    scale = eb.init_scale ** (1.0 / (len(eb.filters) + 1))
     for c in dead:
         gain = min(target_std / max(float(std[c]), 1e-12), max_gain)
         last.weight[c] *= gain
@@ -74,13 +72,8 @@ def revive_hyperprior(model, batches: list[Tensor], target_std: float = 0.5, max
         constant = float(torch.round(mean[c] - medians[c]) + medians[c])
         first.bias += first.weight[:, c].sum(dim=(1, 2)) * constant
         first.weight[:, c] = 0.0
-        for i, matrix in enumerate(eb.matrices):  # the initial (wide) density of EntropyBottleneck
-            matrix[c] = math.log(math.expm1(1.0 / scale / widths[i + 1]))
-            eb.biases[i][c].uniform_(-0.5, 0.5)
-        for f in eb.factors:
-            f[c] = 0.0
-        eb.quantiles[c, 0] = torch.tensor([-eb.init_scale, 0.0, eb.init_scale])
     if dead:
+        eb.reset_density(dead)  # the wide initial density, then fitted to the new values
         fit_density(model, batches, dead)
     return dead  # the bottleneck's coding tables are stale now: update(force=True) before coding
 
