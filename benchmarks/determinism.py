@@ -43,7 +43,7 @@ def main() -> None:
 
     images = kodak_images(args.kodak, args.images)
     models = [(Path(w).stem, ["--weights", w]) for w in args.weights] if args.weights else \
-        [(f"{e.model} q{e.quality}", ["--model", e.model, "--quality", e.quality]) for e in zoo.entries()]  # fmt: skip
+        [(f"{e.model} q{q:g}", ["--model", e.model, "--quality", q]) for q, e in zoo.points(metric=None, step=0.75)]  # fmt: skip
     out = Path(args.out)
     rows = []
     for label, select in models:

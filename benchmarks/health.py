@@ -33,8 +33,13 @@ from mlic.train.data import find_images
 
 def models(weights: list[str]):
     if weights:
-        return [(Path(w).stem, lambda w=w: load_model(w)) for w in weights]
-    return [(f"{e.model} q{e.quality}", lambda e=e: zoo.load(e)) for e in zoo.entries()]
+        out = []
+        for w in weights:
+            m = load_model(w)
+            qualities = range(m.config.quality_range[0], m.config.quality_range[1] + 1) if m.config.variable_rate else [None]
+            out += [(Path(w).stem + (f" q{q}" if q is not None else ""), lambda w=w: load_model(w), q) for q in qualities]
+        return out
+    return [(f"{e.model} q{q:g}", lambda e=e: zoo.load(e), q) for q, e in zoo.points(metric=None)]
 
 
 def main() -> int:
@@ -51,7 +56,7 @@ def main() -> int:
         files += find_images(folders)
     if not files:
         raise SystemExit("no images given")
-    for name, load in models(args.weights):
+    for name, load, quality in models(args.weights):
         model = load().eval()
         model.update()
         print(f"\n### {name}\n")
@@ -65,10 +70,10 @@ def main() -> int:
             x = _to_tensor(img.rgb)
             px = x.shape[-2] * x.shape[-1]
             with torch.no_grad():
-                r = rate_health(model, model(x))
+                r = rate_health(model, model(x, quality))
                 real = None
                 if not args.no_real:
-                    enc = model.compress(x)
+                    enc = model.compress(x, quality=quality)
                     real = 8 * sum(len(s) for ss in enc["strings"] for s in ss)
             est = r.y_bits + r.z_bits
             cells = " | ".join(f"{r.outlier_share_of(i, 'anchor'):.1%}/{r.outlier_share_of(i, 'nonanchor'):.1%}"

@@ -12,8 +12,9 @@ and AVIF measured here and against the published VTM anchor (tests/data/anchors/
 and the HTML report OUT/report/index.html. Takes about 25 minutes on 2 cores, most of
 it VVenC (medium) and AVIF. ``--refine STEPS`` adds the curve "mlic-refine" of the bundled
 models encoded with the encoder-side latent search (``mlic eval --refine STEPS``); with
-``--jobs N`` that curve is measured by N one-thread processes, one quality each
-(OUT/mlic-refine.qQ.json, reused like the curves), then merged.
+``--jobs N`` our curves are measured by N one-thread processes, one quality each
+(OUT/mlic.qQ.json, OUT/mlic-refine.qQ.json, reused like the curves), then merged. A
+variable-rate model is measured at qualities 0.5 apart over its range.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mlic.eval.bd import bd_rate
 from mlic.eval.classic import CODECS, CodecUnavailable
 from mlic.eval.results import load_results, merge_results, save_results
 
+STEP = 0.5  # variable-rate weights are measured at qualities this far apart
 VTM = Path(__file__).resolve().parents[1] / "tests" / "data" / "anchors" / "kodak" / "vtm.json"
 
 
@@ -46,17 +48,18 @@ def run(*args) -> None:
         raise SystemExit(f"mlic {args[0]} failed with exit code {rc}")
 
 
-def refine_in_parts(cmd: list, out: Path, jobs: int, redo: bool) -> None:
-    """The refine curve as one one-thread ``mlic eval`` process per bundled quality, ``jobs``
+def eval_in_parts(name: str, cmd: list, out: Path, jobs: int, redo: bool) -> None:
+    """A curve of ours as one one-thread ``mlic eval`` process per bundled quality, ``jobs``
     at a time; parts already in OUT are reused unless ``redo``; then merged into one curve."""
-    qualities = sorted(e.quality for e in zoo.entries() if e.model == DEFAULT_MODEL and e.metric == "mse")
-    parts = {q: out / f"mlic-refine.q{q}.json" for q in qualities}
+    qualities = [q for q, _ in zoo.points(DEFAULT_MODEL, step=STEP)]
+    cmd = cmd[: cmd.index("--quality")] if "--quality" in cmd else cmd
+    parts = {q: out / f"{name}.q{q:g}.json" for q in qualities}
     todo = [q for q in qualities if redo or not parts[q].exists()]
     running: list[subprocess.Popen] = []
     while todo or running:
         while todo and len(running) < jobs:
             q = todo.pop(0)
-            argv = [sys.executable, "-m", "mlic.cli.main", *map(str, cmd), "--quality", str(q),
+            argv = [sys.executable, "-m", "mlic.cli.main", *map(str, cmd), "--quality", f"{q:g}",
                     "-o", str(parts[q]), "--force", "--threads", "1", "--quiet"]  # fmt: skip
             running.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
         time.sleep(1)
@@ -65,9 +68,9 @@ def refine_in_parts(cmd: list, out: Path, jobs: int, redo: bool) -> None:
             if p.returncode != 0:
                 for other in running:
                     other.terminate()
-                raise SystemExit(f"mlic eval (refine part) failed with exit code {p.returncode}")
+                raise SystemExit(f"mlic eval ({name} part) failed with exit code {p.returncode}")
     merged = merge_results([load_results(parts[q]) for q in qualities])
-    save_results(merged, out / "mlic-refine.json")
+    save_results(merged, out / f"{name}.json")
 
 
 def main() -> None:
@@ -81,7 +84,7 @@ def main() -> None:
     ap.add_argument("--redo", nargs="*", metavar="NAME",
                     help="recompute these curves (mlic, jpeg, ...) even if OUT has them; no names: all")
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS", help="also the bundled models with --refine STEPS")
-    ap.add_argument("--jobs", type=int, default=1, help="processes (one thread, one quality each) for the --refine curve")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (one thread, one quality each) for our curves")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -92,9 +95,11 @@ def main() -> None:
         for p in kodak:
             (folder / p.name).symlink_to(p.resolve())
         curves: list[Path] = []
-        jobs = [("mlic", ["eval", folder, "--name", "mlic (bundled)"])]
+        qualities = ["--quality", *(f"{q:g}" for q, _ in zoo.points(DEFAULT_MODEL, step=STEP))]
+        jobs = [("mlic", ["eval", folder, "--name", "mlic (bundled)", *qualities])]
         if args.refine:
-            jobs.append(("mlic-refine", ["eval", folder, "--name", f"mlic (refine {args.refine})", "--refine", args.refine]))
+            jobs.append(("mlic-refine", ["eval", folder, "--name", f"mlic (refine {args.refine})", "--refine", args.refine,
+                                         *qualities]))  # fmt: skip
         for c in args.codecs:
             extra = ["--preset", args.vvenc_preset] if c == "vvenc" else []
             jobs.append((c, ["bench", c, folder, *extra]))
@@ -109,8 +114,8 @@ def main() -> None:
             redo = args.redo is not None and (not args.redo or name in args.redo)
             if not path.exists() or redo:
                 t0 = time.perf_counter()
-                if name == "mlic-refine" and args.jobs > 1:
-                    refine_in_parts(cmd, out, args.jobs, redo=redo)
+                if name.startswith("mlic") and args.jobs > 1:
+                    eval_in_parts(name, cmd, out, args.jobs, redo=redo)
                 else:
                     run(*cmd, "-o", path, "--force", "--threads", args.threads, "--quiet")
                 print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)

@@ -85,31 +85,31 @@ def main() -> None:
     images = kodak_images(args.kodak, args.images)
     if not native_bf16():
         print("note: this CPU has no native bf16 kernels: bf16 below is emulated", file=sys.stderr)
-    entries = sorted((e for e in zoo.entries() if e.model == DEFAULT_MODEL and e.metric == "mse"), key=lambda e: e.quality)
-    rows: dict[int, list[dict]] = {e.quality: [] for e in entries}
+    entries = zoo.points(DEFAULT_MODEL)
+    rows: dict[float, list[dict]] = {q: [] for q, _ in entries}
     cache: dict = {}
     with tempfile.TemporaryDirectory(prefix="mlic-precision-") as tmp:
         folder = Path(tmp)
-        for e in entries:
+        for q, e in entries:
             model = zoo.load(e)
             for img_path in images:
                 image = read_image(img_path)
                 r = {"image": img_path.name}
                 for precision in ("fp32", "bf16"):  # the encoder's g_a
                     model.transform_precision = precision
-                    data = compress_image(model, image, quality=e.quality, metric=e.metric)
-                    path = folder / f"q{e.quality}-{img_path.stem}.{precision}.mlic"
+                    data = compress_image(model, image, quality=q, metric=e.metric)
+                    path = folder / f"q{q}-{img_path.stem}.{precision}.mlic"
                     path.write_bytes(data)
                     rgb, digest = decode(path, "fp32", cache)
                     r[f"enc_{precision}"] = (len(data), psnr_rgb(image.rgb, rgb))
-                path = folder / f"q{e.quality}-{img_path.stem}.fp32.mlic"
+                path = folder / f"q{q}-{img_path.stem}.fp32.mlic"
                 for precision in ("fp32", "bf16"):  # the decoder's g_s, on the fp32-encoded file
                     rgb, digest = decode(path, precision, cache)
                     r[f"dec_{precision}"] = rgb
                     r[f"sha_{precision}"] = digest
                 r["psnr"] = {p: psnr_rgb(image.rgb, r[f"dec_{p}"]) for p in ("fp32", "bf16")}
-                rows[e.quality].append(r)
-                print(f"q{e.quality} {img_path.name}", file=sys.stderr, flush=True)
+                rows[q].append(r)
+                print(f"q{q} {img_path.name}", file=sys.stderr, flush=True)
         if not args.no_avx2:
             env = dict(os.environ, **AVX2)
             subprocess.run([sys.executable, __file__, "--decode-folder", str(folder)], env=env, check=True)

@@ -27,7 +27,8 @@ def main() -> int:
     model = zoo.load(entry)
     image = read_image(sample)
     t0 = time.perf_counter()
-    data = compress_image(model, image, quality=entry.quality, metric=entry.metric)
+    quality = entry.high  # the highest bundled quality
+    data = compress_image(model, image, quality=quality, metric=entry.metric)
     t_enc = time.perf_counter() - t0
     mlic_path = atomic_write(out / "astronaut.mlic", lambda f: f.write(data), force=True)
     t0 = time.perf_counter()
@@ -37,7 +38,8 @@ def main() -> int:
     mse = np.mean((decoded.rgb.astype(np.float64) - image.rgb.astype(np.float64)) ** 2)
     psnr = 10 * math.log10(255**2 / mse) if mse > 0 else float("inf")
     bpp = 8 * len(data) / (image.width * image.height)
-    print(f"model     {entry.model} quality {entry.quality} ({entry.metric}, lambda {entry.lmbda})")
+    lmbda = entry.lmbda if entry.lmbda is not None else model.rate_lambda(quality)
+    print(f"model     {entry.model} quality {quality:g} of {entry.low:g}-{entry.high:g} ({entry.metric}, lambda {lmbda:g})")
     print(f"input     {sample} ({image.width}x{image.height})")
     print(f"bytes     {len(data):,} ({bpp:.4f} bpp; PNG input {sample.stat().st_size:,} bytes)")
     print(f"PSNR      {psnr:.2f} dB")

@@ -236,7 +236,7 @@ sys.exit(rc)
 
 
 def test_help_info_and_zoo_import_neither_torch_nor_the_models(tmp_path):
-    golden = Path(__file__).resolve().parent / "data" / "golden" / "mlic-plus-mse-q6.v2.mlic"
+    golden = Path(__file__).resolve().parent / "data" / "golden" / "fixed-rate-tiny.v2.mlic"
     verbs = ["compress", "decompress", "info", "zoo", "convert-official", "train", "export",
              "eval", "bench", "bd-rate", "plot", "report"]  # fmt: skip
     for argv in [["--help"], *([v, "--help"] for v in verbs), ["info", str(golden)], ["info", str(golden), "--json"], ["zoo"]]:

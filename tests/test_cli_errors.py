@@ -28,7 +28,9 @@ def files(tmp_path_factory, weights):
     for k in range(2):
         Image.fromarray(kodak_rgb("kodim05.png", 128, 128)[:, ::-1] if k else kodak_rgb("kodim05.png", 128, 128)).save(d / "train" / f"{k}.png")
     (d / "empty").mkdir()
-    return {"dir": d, "w": weights, "other": other, "img": image, "mlic": d / "photo.mlic",
+    vr = d / "variable-rate.safetensors"
+    save_model(build("mlic-plus", rate_lambdas=(0.0067, 0.013, 0.025), first_quality=3, **TINY), vr)
+    return {"dir": d, "w": weights, "other": other, "img": image, "mlic": d / "photo.mlic", "vr": vr,
             "garbage": d / "garbage.bin", "json": d / "garbage.json", "train": d / "train", "empty": d / "empty"}  # fmt: skip
 
 
@@ -51,6 +53,17 @@ def _cases(f) -> list[tuple[list, int]]:
         (["compress", img, "--weights", w, "--refine", "-1", *out], 1),
         (["compress", img, "--weights", w, "--refine-lambda", "-1", *out], 1),
         (["compress", img, "--weights", w, "--precision", "fp16", *out], 1),
+        (["compress", img, "--quality", "nan", *out], 1),
+        (["compress", img, "--quality", "4", "--target-bytes", "900", *out], 1),
+        (["compress", img, "--target-bytes", "900", "--target-psnr", "30", *out], 1),
+        (["compress", img, "--weights", w, "--target-bytes", "900", *out], 1),  # one-rate weights
+        (["compress", img, "--weights", w, "--quality", "2.5", *out], 1),  # one-rate weights: a whole-number label
+        (["compress", img, "--weights", f["vr"], "--quality", "6", *out], 1),  # outside 3-5
+        (["compress", img, "--weights", f["vr"], "--target-bytes", "0", *out], 1),
+        (["compress", img, "--weights", f["vr"], "--target-bpp", "-0.5", *out], 1),
+        (["compress", img, "--weights", f["vr"], "--target-psnr", "inf", *out], 1),
+        (["compress", img, "--weights", f["vr"], "--target-bytes", "5", *out], 2),  # below the smallest file
+        (["compress", img, "--target-psnr", "99", *out], 2),  # above what the bundled weights reach
         # decompress
         (["decompress", d / "missing.mlic", "-o", d / "x.png"], 2),
         (["decompress", f["garbage"], "-o", d / "x.png"], 2),
@@ -81,6 +94,10 @@ def _cases(f) -> list[tuple[list, int]]:
         ([*tr, "--threads", "0"], 1),
         ([*tr, "--z-warmup", "-3"], 1),
         ([*tr, "--revive-z"], 1),  # nothing to revive without --init
+        ([*bare, "--variable-rate", "5-3"], 1),
+        ([*bare, "--variable-rate", "2-9"], 1),
+        ([*bare, "--variable-rate", "x"], 1),
+        ([*tr, "--variable-rate"], 1),  # and a lambda
         ([*tr, "--model", "no-such-model"], 1),
         ([*tr, "--precision", "fp16"], 1),
         (["train", d / "missing", "--out", d / "run", "--lambda", "0.01", "--steps", "1"], 2),
@@ -104,6 +121,9 @@ def _cases(f) -> list[tuple[list, int]]:
         (["eval", img, "--quality", "99"], 2),
         (["eval", img, "--weights", w, "--threads", "0"], 1),
         (["eval", img, "--weights", w, "--precision", "fp16"], 1),
+        (["eval", img, "--weights", w, "--quality", "3"], 1),  # one-rate weights
+        (["eval", img, "--weights", f["vr"], "--quality", "2.5"], 1),  # outside 3-5
+        (["eval", img, "--quality", "1.5"], 2),  # outside what is bundled
         (["bench", "no-such-codec", img], 1),
         (["bench", "jpeg", d / "missing.png"], 2),
         (["bench", "jpeg", img, "--values", "-5"], 1),

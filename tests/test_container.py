@@ -36,13 +36,13 @@ def test_pack_unpack_round_trip_and_header_fields(model):
     assert f.tiles[0].latent == (4, 8) and f.tiles[0].hyper == (1, 2) and f.tiles[0].padding == (0, 32)
     assert len(f.tiles[0].checks) == 4  # 4 slices, one 16-bit check per slice
     assert f.to_bytes() == data
-    assert data[:4] == b"MLIC" and data[4] == VERSION == 3
+    assert data[:4] == b"MLIC" and data[4] == VERSION == 4
 
 
 def test_older_versions_are_still_read_each_with_its_own_probability_path(model, monkeypatch):
     img = _image(64, 64)
     files = {v: compress_image(model, img, version=v) for v in READABLE_VERSIONS}
-    assert [unpack(files[v]).header.version for v in READABLE_VERSIONS] == [1, 2, 3]
+    assert [unpack(files[v]).header.version for v in READABLE_VERSIONS] == [1, 2, 3, 4]
     used = []
     real = MLIC.decompress
 
@@ -52,8 +52,9 @@ def test_older_versions_are_still_read_each_with_its_own_probability_path(model,
 
     monkeypatch.setattr(MLIC, "decompress", spy)
     decoded = {v: decompress_bytes(files[v], model).rgb for v in READABLE_VERSIONS}
-    assert used == [torch.float32, torch.float32, torch.float64]  # version 3: float64 (docs/format.md)
-    assert (decoded[1] == decoded[2]).all()
+    assert used == [torch.float32, torch.float32, torch.float64, torch.float64]  # from version 3: float64 (docs/format.md)
+    assert (decoded[1] == decoded[2]).all() and (decoded[3] == decoded[4]).all()
+    assert files[4][5:] != files[3][5:]  # version 4's quality field is 2 bytes
     # version 1's checksums read as version 2 no longer match: z is part of version 2's
     f = unpack(files[1])
     f.header.version = 2
@@ -143,3 +144,16 @@ def test_tiled_image_round_trip(model):
     assert f.header.tile == 64 and len(f.tiles) == 3 * 4
     out = decompress_bytes(data, model)
     assert out.rgb.shape == (150, 200, 3)
+
+
+def test_version_4_records_a_fractional_quality_in_1_256_steps(model):
+    img = _image(64, 64)
+    data = compress_image(model, img, quality=3.5078125, metric="mse")  # 898 / 256
+    assert unpack(data).header.quality == 3.5078125
+    assert unpack(compress_image(model, img, quality=255.99609375)).header.quality == 255.99609375
+    for bad in (3.3, 256.0, -1 / 256):  # not a multiple of 1/256, or out of the 16 bits
+        with pytest.raises(ValueError, match="1/256"):
+            compress_image(model, img, quality=bad)
+    with pytest.raises(ValueError, match="whole qualities"):  # versions 1-3 hold a whole number
+        compress_image(model, img, quality=3.5, version=3)
+    assert unpack(compress_image(model, img, quality=7, version=3)).header.quality == 7

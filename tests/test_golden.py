@@ -22,6 +22,7 @@ from mlic.codec import _to_uint8, decode_tiles
 from mlic.eval import psnr_rgb
 from mlic.io.container import READABLE_VERSIONS, VERSION, peek_header, unpack
 from mlic.io.image import read_image
+from mlic.io.weights import load_model, model_digest
 from mlic.models import MLIC
 from mlic.models.mlic import native_bf16
 
@@ -39,6 +40,11 @@ def _crop() -> np.ndarray:
 
 
 def _model(golden: dict) -> MLIC:
+    """The bundled weights of a golden file, or the small one-rate test model of the older versions."""
+    if "weights_file" in golden:
+        model = load_model(data_file("golden", golden["weights_file"]))
+        assert model_digest(model) == golden["weights_sha256"]
+        return model
     entry = zoo.by_tag(golden["model"], bytes.fromhex(golden["weights_sha256"])[:8])
     assert entry is not None and entry.sha256 == golden["weights_sha256"]
     return zoo.load(entry)
@@ -59,7 +65,10 @@ def _assert_pixels_match(got: np.ndarray, expected: np.ndarray, what: str) -> No
 def test_golden_files_exist_for_every_bundled_model_and_every_readable_version():
     have = {(f["model"], f["metric"], f["quality"], f["weights_sha256"], f["format_version"]) for f in MANIFEST["files"]}
     for e in zoo.entries():
-        assert (e.model, e.metric, e.quality, e.sha256, VERSION) in have, f"no golden file for {e.file}: run scripts/make-golden"
+        for q in {e.low, e.high}:
+            assert (e.model, e.metric, q, e.sha256, VERSION) in have, f"no golden file for {e.file} q{q:g}: run scripts/make-golden"
+    if any(e.variable_rate for e in zoo.entries()):  # a quality between the levels, from the header alone
+        assert any(f["quality"] != int(f["quality"]) and f["format_version"] == VERSION for f in MANIFEST["files"])
     assert {f["format_version"] for f in MANIFEST["files"]} == set(READABLE_VERSIONS)
     for f in MANIFEST["files"]:
         for precision in ("fp32", "bf16"):
@@ -93,11 +102,15 @@ def test_cli_decompress_fp32_matches_the_expected_decodes(tmp_path, kernels):
     """`mlic decompress --precision fp32` in a fresh process, with this CPU's kernels and with
     AVX2 kernels only: every golden file decodes to its .fp32.png (and exactly: the desync
     guard checks every symbol)."""
-    files = [data_file("golden", f["file"]) for f in MANIFEST["files"]]
-    cmd = [sys.executable, "-m", "mlic.cli.main", "decompress", *map(str, files), "-o", str(tmp_path), "--precision", "fp32"]
     env = dict(os.environ, OMP_NUM_THREADS="2", **(AVX2_ONLY if kernels == "avx2-only" else {}))
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
+    groups: dict[str | None, list[Path]] = {}
+    for f in MANIFEST["files"]:
+        groups.setdefault(f.get("weights_file"), []).append(data_file("golden", f["file"]))
+    for weights, files in groups.items():  # bundled weights found from the header; the test model named
+        cmd = [sys.executable, "-m", "mlic.cli.main", "decompress", *map(str, files), "-o", str(tmp_path), "--precision", "fp32"]
+        cmd += ["--weights", str(data_file("golden", weights))] if weights else []
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
     for f in MANIFEST["files"]:
         with Image.open(tmp_path / (Path(f["file"]).stem + ".png")) as im:
             _assert_pixels_match(np.asarray(im.convert("RGB")), _expected(f, "fp32"), f["file"])
@@ -114,10 +127,11 @@ def test_layout_optimisation_leaves_the_probability_path_bit_exact(monkeypatch):
         ((_, dec),) = list(decode_tiles(unpack(data), model))
         return _to_uint8(dec["x_hat"]), dec["symbols_sha256"]
 
-    fast_enc = model.compress(x)
+    q = golden["quality"] if model.config.variable_rate else None
+    fast_enc = model.compress(x, quality=q)
     fast_dec, fast_symbols = decode()
     monkeypatch.setattr(MLIC, "_layout", staticmethod(lambda t: t.contiguous()))  # the reference path
-    ref_enc = model.compress(x)
+    ref_enc = model.compress(x, quality=q)
     ref_dec, ref_symbols = decode()
     # decoding a stream: identical symbols, pixels within a level
     assert fast_symbols == ref_symbols == [golden["symbols_sha256"]]
@@ -125,8 +139,8 @@ def test_layout_optimisation_leaves_the_probability_path_bit_exact(monkeypatch):
     # encoding: g_a's layout may move y by float noise (the encoder's choice); the stream of
     # either encoder decodes to its exact latent on the other path
     monkeypatch.undo()
-    dec = model.decompress(ref_enc["strings"], ref_enc["shape"], ref_enc["image_size"], checks=ref_enc["checks"])
+    dec = model.decompress(ref_enc["strings"], ref_enc["shape"], ref_enc["image_size"], checks=ref_enc["checks"], quality=q)
     assert torch.equal(dec["y_hat"], ref_enc["y_hat"]) and dec["symbols_sha256"] == ref_enc["symbols_sha256"]
     monkeypatch.setattr(MLIC, "_layout", staticmethod(lambda t: t.contiguous()))
-    dec = model.decompress(fast_enc["strings"], fast_enc["shape"], fast_enc["image_size"], checks=fast_enc["checks"])
+    dec = model.decompress(fast_enc["strings"], fast_enc["shape"], fast_enc["image_size"], checks=fast_enc["checks"], quality=q)
     assert torch.equal(dec["y_hat"], fast_enc["y_hat"]) and dec["symbols_sha256"] == fast_enc["symbols_sha256"]

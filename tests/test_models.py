@@ -261,7 +261,10 @@ def test_half_grid_entropy_parameters_match_the_reference_path_bit_for_bit(name)
                         y_hat = run_slices(model, hyper, step)
                         results.append((y_hat, *step.parameters()))
                 for fast, ref in zip(*results):
-                    assert torch.equal(fast, ref), (threads, h, w)
+                    # float32 here: equal on the AMD EPYC (AVX512-BF16) machines this was written on,
+                    # within float32 rounding on an Intel Xeon with AMX (its matrix-product kernels
+                    # depend on the number of rows); the coded path below is float64 and must be exact
+                    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6, msg=str((threads, h, w)))
                 # and a stream written by one path decodes exactly on the other
                 model.half_parameters = True
                 enc = model.compress(x)

@@ -173,3 +173,57 @@ def test_revive_channels_scales_only_the_unused_rows(folder, tmp_path):
     key = [k for k in before if k.startswith("g_a.") and k.endswith(".weight")][-1]
     torch.testing.assert_close(after[key], 3 * before[key])
     assert all(torch.equal(before[k], after[k]) for k in before if k != key)
+
+
+def test_variable_rate_training_from_one_rate_weights(folder, tmp_path):
+    """`mlic train --variable-rate` from one-rate weights: every level starts at the source
+    weights with gains sqrt(lambda_level / lambda_source); each image trains at a drawn level;
+    the exported weights code at any quality of the range."""
+    import json
+    import math
+
+    from mlic.io.weights import load_model
+    from mlic.train.loop import draw_qualities
+
+    one = tmp_path / "one"
+    train(tiny_config(folder, one, steps=3, lmbda=0.013), progress=False)
+    src = tmp_path / "one.safetensors"
+    assert main(["export", str(one / "last.ckpt"), "-o", str(src)]) == 0
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
+    common = [str(folder), "--model", "mlic-plus", *sets, "--steps", "6", "--batch", "4", "--crop", "64",
+              "--warmup", "0", "--lr", "1e-3", "--precision", "fp32", "--quiet", "--checkpoint-every", "0"]  # fmt: skip
+    run = tmp_path / "vr"
+    from mlic.models import build
+    from mlic.train.loop import _initial_weights
+
+    lambdas = (0.0067, 0.0130, 0.0250)
+    fresh = build("mlic-plus", rate_lambdas=lambdas, first_quality=3, z_gains=True, **TINY)
+    _initial_weights(fresh, str(src))  # what --init does
+    start = {k: v.detach().clone() for k, v in fresh.state_dict().items()}
+    for level, lam in enumerate(lambdas):
+        assert torch.allclose(start["log_gain"][level], torch.full((TINY["M"],), 0.5 * math.log(lam / 0.013)))
+    assert torch.equal(start["log_inverse_gain"], -start["log_gain"])
+    assert not start["log_z_gain"].any() and not start["log_z_inverse_gain"].any()  # z gains start at 1
+    assert main(["train", *common, "--out", str(run), "--variable-rate", "3-5", "--init", str(src)]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "bad"), "--variable-rate", "3-5", "--lambda", "0.01"]) == 1
+    assert main(["train", *common, "--out", str(tmp_path / "bad"), "--variable-rate", "5-3"]) == 1
+    weights = tmp_path / "vr.safetensors"
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    model = load_model(weights)
+    assert model.config.rate_lambdas == lambdas and model.config.quality_range == (3, 5) and model.config.z_gains
+    assert not torch.equal(model.log_gain, start["log_gain"])  # the gains trained
+    img = next(folder.glob("*.png"))
+    assert main(["compress", str(img), "-o", str(tmp_path / "x.mlic"), "--weights", str(weights), "--quality", "3.6",
+                 "--verify"]) == 0  # fmt: skip
+    # the levels drawn depend only on (seed, step, rank), and cover the range
+    a, b = draw_qualities(model, 7, 64, 3, 0), draw_qualities(model, 7, 64, 3, 0)
+    assert torch.equal(a, b) and set(a.tolist()) == {3.0, 4.0, 5.0}
+    assert not torch.equal(a, draw_qualities(model, 8, 64, 3, 0))
+
+
+def test_periodic_checkpoints_are_written(folder, tmp_path):
+    """`--checkpoint-every N` keeps step-N.ckpt files (the loop's batch output once shadowed the
+    run folder's name there, so the first periodic save crashed the run)."""
+    train(tiny_config(folder, tmp_path / "run", steps=4, checkpoint_every=2), progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").glob("step-*.ckpt")) == ["step-2.ckpt", "step-4.ckpt"]
+    assert load_checkpoint(tmp_path / "run" / "step-2.ckpt")["step"] == 2

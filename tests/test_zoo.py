@@ -27,31 +27,40 @@ def test_manifest_lists_files_that_exist_and_are_small():
         assert len(e.sha256) == 64
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: f"{e.model}-q{e.quality}")
-def test_bundled_weights_load_verify_and_round_trip(entry):
+def _crop() -> np.ndarray:
+    return np.ascontiguousarray(read_image(SAMPLE).rgb[128:256, 160:288])
+
+
+def _whole_qualities(e) -> list[float]:
+    return [float(q) for q in range(int(e.low), int(e.high) + 1)]
+
+
+@pytest.mark.parametrize("quality", sorted(CROP_BANDS := {
+    # (bpp, PSNR-RGB dB) of the 128x128 astronaut crop with the weights bundled on 2026-11-30
+    # (session 9, the variable-rate model); measured when bundled, update with the weights
+    2: (0.343, 28.82), 3: (0.425, 29.89), 4: (0.529, 30.61), 5: (0.654, 31.06), 6: (0.796, 31.39),
+}))
+def test_bundled_weights_load_verify_and_round_trip(quality):
+    entry = zoo.find("mlic-plus", quality)
     model = zoo.load(entry)
     assert model_digest(model) == entry.sha256
-    crop = read_image(SAMPLE).rgb[128:256, 160:288]
-    data = compress_image(model, ImageData(np.ascontiguousarray(crop)), quality=entry.quality, metric=entry.metric)
+    crop = _crop()
+    data = compress_image(model, ImageData(crop), quality=quality, metric=entry.metric)
     out = decompress_bytes(data, model)
     bpp = 8 * len(data) / (128 * 128)
     psnr = psnr_rgb(crop, out.rgb)
-    # the band of each shipped quality on this crop (measured when bundled; update with the weights)
-    expected_bpp, expected_psnr = CROP_BANDS[entry.quality]
+    expected_bpp, expected_psnr = CROP_BANDS[quality]
     assert abs(bpp / expected_bpp - 1) < 0.2, bpp
     assert abs(psnr - expected_psnr) < 0.75, psnr
 
 
-# (bpp, PSNR-RGB dB) of the 128x128 astronaut crop for the weights bundled on 2026-11-29 (session 6, step 9)
-CROP_BANDS = {2: (0.335, 28.92), 3: (0.399, 29.75), 4: (0.479, 30.38), 5: (0.634, 30.81), 6: (0.712, 31.06)}
-
-
-def test_bundled_ladder_rates_rise_with_quality():
-    crop = read_image(SAMPLE).rgb[128:256, 160:288]
-    sizes = []
-    for e in sorted((e for e in ENTRIES if e.metric == "mse"), key=lambda e: e.quality):
-        sizes.append(len(compress_image(zoo.load(e), ImageData(np.ascontiguousarray(crop)), quality=e.quality)))
-    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
+def test_bundled_rates_rise_with_quality_in_half_steps():
+    crop = _crop()
+    for e in (e for e in ENTRIES if e.metric == "mse"):
+        model = zoo.load(e)
+        qualities = np.arange(e.low, e.high + 0.25, 0.5) if e.variable_rate else [e.low]
+        sizes = [len(compress_image(model, ImageData(crop), quality=float(q))) for q in qualities]
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes), sizes
 
 
 def test_corrupted_weights_are_refused(tmp_path):
@@ -117,9 +126,54 @@ def test_eval_of_bundled_models_records_their_weights(tmp_path):
     out = tmp_path / "bundled.json"
     assert main(["eval", str(src), "-o", str(out), "--quiet"]) == 0
     res = json.loads(out.read_text())
-    assert res["results"]["quality"] == [e.quality for e in sorted(ENTRIES, key=lambda e: e.quality)]
-    assert [p["sha256"] for p in res["points"]] == [e.sha256 for e in sorted(ENTRIES, key=lambda e: e.quality)]
-    assert res["points"][0]["weights"].startswith("bundled:mlic-plus/mse/q")
+    qualities = sorted(q for e in ENTRIES if e.metric == "mse" for q in _whole_qualities(e))
+    assert res["results"]["quality"] == qualities
+    assert [p["sha256"] for p in res["points"]] == [zoo.find("mlic-plus", q).sha256 for q in qualities]
+    assert res["points"][0]["weights"].startswith("bundled:mlic-plus/mse/")
     # the report rebuilds the same codec from the record: same bytes, same picture
     coded = _model_codec_for(load_results(out), 0)(np.asarray(Image.open(src).convert("RGB")))
     assert coded.bits / (192 * 192) == pytest.approx(res["results"]["bpp"][0])
+
+
+def test_target_bytes_with_the_bundled_model_on_three_photos(tmp_path, capsys):
+    """`mlic compress --target-bytes`: never over the target, within 7 % under it (the
+    targets lie inside what qualities 2-6 make of these crops)."""
+    from PIL import Image
+
+    from conftest import kodak_rgb
+    from mlic.io.container import unpack
+
+    entry = zoo.find("mlic-plus")
+    model = zoo.load(entry)
+    for name in ("kodim05.png", "kodim13.png", "kodim23.png"):
+        rgb = kodak_rgb(name, h=128, w=192)
+        src = tmp_path / name
+        Image.fromarray(rgb).save(src)
+        sizes = [len(compress_image(model, ImageData(rgb), quality=q)) for q in (entry.low, entry.high)]
+        target = int((sizes[0] * sizes[1]) ** 0.5)
+        out = tmp_path / f"{name}.mlic"
+        assert main(["compress", str(src), "-o", str(out), "--target-bytes", str(target)]) == 0
+        size = out.stat().st_size
+        assert 0.93 * target <= size <= target, (name, sizes, target, size)
+        quality = unpack(out.read_bytes()).header.quality
+        assert entry.low < quality < entry.high
+        assert f"quality {quality:g}" in capsys.readouterr().out
+        assert main(["decompress", str(out), "-o", str(tmp_path / f"{name}.png")]) == 0
+
+
+def test_target_psnr_with_the_bundled_model():
+    from mlic.target import TargetError, compress_to_target
+
+    entry = zoo.find("mlic-plus")
+    model = zoo.load(entry)
+    crop = _crop()
+    psnrs = [psnr_rgb(crop, decompress_bytes(compress_image(model, ImageData(crop), quality=q), model).rgb)
+             for q in (entry.low, entry.high)]  # fmt: skip
+    goal = (psnrs[0] + psnrs[1]) / 2
+    r = compress_to_target(model, ImageData(crop), target_psnr=goal)
+    assert r.psnr >= goal and entry.low < r.quality < entry.high
+    assert psnr_rgb(crop, decompress_bytes(r.data, model).rgb) == pytest.approx(r.psnr)
+    # a little lower quality would not do (the search stops within 0.1 dB, or one step of 1/256)
+    assert r.psnr - goal <= 0.1 or r.quality == entry.low
+    with pytest.raises(TargetError, match="above what these weights reach"):
+        compress_to_target(model, ImageData(crop), target_psnr=psnrs[1] + 5)

@@ -72,7 +72,7 @@ def compress_image(
     model: MLIC,
     image: ImageData,
     *,
-    quality: int = 0,
+    quality: float = 0,
     metric: str = "custom",
     tile: int = DEFAULT_TILE,
     verify: bool = False,
@@ -89,9 +89,18 @@ def compress_image(
     for the model's trade-off ``lmbda`` and distortion ``search_metric`` (default: ``metric``
     when it is "ms-ssim", else "mse"): slower encoding, a smaller or better file, the same
     decoder. ``version``: the format version to write (any readable one; older ones for tests).
+    ``quality``: recorded in the header; for a variable-rate model, the rate to code at (any
+    number in its range, rounded to 1/256 as the file records it).
     """
     if version not in READABLE_VERSIONS:
         raise ValueError(f"cannot write format version {version}")
+    rate = None
+    if model.config.variable_rate:
+        if version < 4:
+            raise ValueError("variable-rate weights need format version 4 or later")
+        quality = rate = model.check_quality(quality)
+        if lmbda is None:
+            lmbda = model.rate_lambda(rate)
     if refine and lmbda is None:
         raise MlicError("the latent search needs the model's lambda")
     search_metric = search_metric or ("ms-ssim" if metric == "ms-ssim" else "mse")
@@ -106,14 +115,14 @@ def compress_image(
     tiles = []
     for top, left, th, tw in header.tiles():
         x = _to_tensor(image.rgb[top : top + th, left : left + tw])
-        y = refine_latent(model, x, lmbda, refine, metric=search_metric) if refine else None
-        enc = model.compress(x, check_group=header.check_group, y=y, **options)
+        y = refine_latent(model, x, lmbda, refine, metric=search_metric, quality=rate) if refine else None
+        enc = model.compress(x, check_group=header.check_group, y=y, quality=rate, **options)
         latent, hyper, padding = expected_tile_geometry(th, tw)
         assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
         streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
         if verify:
             dec = model.decompress(enc["strings"], enc["shape"], (th, tw), checks=enc["checks"],
-                                   check_group=header.check_group, **options)  # fmt: skip
+                                   check_group=header.check_group, quality=rate, **options)  # fmt: skip
             if not torch.equal(dec["y_hat"], enc["y_hat"]):
                 raise DesyncError(f"verification failed: tile at ({top}, {left}) does not decode exactly")
         tiles.append(streams)
@@ -177,6 +186,12 @@ def decode_tiles(f: MlicFile, model: MLIC) -> Iterator[tuple[tuple[int, int, int
     n_checks = SymbolChecks.count(model.slices, header.check_group)
     if any(len(t.checks) != n_checks for t in f.tiles):
         raise FormatError(f"each tile needs {n_checks} symbol checksums for this model")
+    rate = None
+    if model.config.variable_rate:
+        low, high = model.config.quality_range
+        if header.version < 4 or not low <= header.quality <= high:
+            raise FormatError(f"quality {header.quality:g} is outside the range {low}-{high} of its weights")
+        rate = header.quality
     model.update()
     check_stream_sizes(f, model)
     options = coding_options(header.version)
@@ -184,7 +199,7 @@ def decode_tiles(f: MlicFile, model: MLIC) -> Iterator[tuple[tuple[int, int, int
     def tiles() -> Iterator[tuple[tuple[int, int, int, int], dict]]:
         for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
             dec = model.decompress([[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks],
-                                   check_group=header.check_group, **options)  # fmt: skip
+                                   check_group=header.check_group, quality=rate, **options)  # fmt: skip
             yield (top, left, th, tw), dec
 
     return tiles()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -52,28 +53,47 @@ def _eval_points(args):
 
     points = []
     if args.weights:
-        if args.quality:
-            raise UsageError("--quality selects bundled models; with --weights each file is one rate point")
-        for i, w in enumerate(args.weights, 1):
-            model = load_model(w)
+        models = [load_model(w) for w in args.weights]
+        variable = [m.config.variable_rate for m in models]
+        if args.quality and not all(variable):
+            raise UsageError("--quality with --weights needs variable-rate weights (one-rate files are one point each)")
+        for i, (w, model) in enumerate(zip(args.weights, models), 1):
             if args.model and model.config.name != args.model:
                 raise UsageError(f"--model {args.model} but {w} holds {model.config.name}")
-            record = {"quality": i, "weights": str(Path(w).resolve()), "sha256": model_digest(model)}
+            record = {"weights": str(Path(w).resolve()), "sha256": model_digest(model)}
+            if model.config.variable_rate:
+                low, high = model.config.quality_range
+                for q in _qualities(args.quality, low, high):
+                    points.append((q, model, {"quality": q, **record, "lambda": model.rate_lambda(q), "metric": "mse"}))
+                continue
             lmbda, metric = training_tradeoff(w)
             if lmbda is not None:
                 record.update({"lambda": lmbda, "metric": metric or "mse"})
-            points.append((i, model, record))
+            points.append((i, model, {"quality": i, **record}))
         return points
     name = args.model or DEFAULT_MODEL
     entries = [e for e in zoo.entries() if e.model == name and e.metric == args.metric]
-    if args.quality:
-        entries = [zoo.find(name, q, args.metric) for q in args.quality]
     if not entries:
         zoo.find(name, None, args.metric)  # raises with the list of what is bundled
-    for e in sorted(entries, key=lambda e: e.quality):
-        record = {"quality": e.quality, "weights": f"bundled:{e.model}/{e.metric}/q{e.quality}", "sha256": e.sha256, "lambda": e.lmbda}
-        points.append((e.quality, zoo.load(e), record))
+    loaded: dict[str, object] = {}
+    wanted = args.quality or sorted({q for e in entries for q in _qualities(None, e.low, e.high)})
+    for q in wanted:
+        e = zoo.find(name, q, args.metric)  # raises for a quality outside what is bundled
+        model = loaded.setdefault(e.file, zoo.load(e))
+        record = {"quality": q, "weights": f"bundled:{e.model}/{e.metric}/{e.file}", "sha256": e.sha256,
+                  "lambda": e.lmbda if e.lmbda is not None else model.rate_lambda(q)}  # fmt: skip
+        points.append((q, model, record))
     return points
+
+
+def _qualities(asked: list[float] | None, low: float, high: float) -> list[float]:
+    """The qualities to evaluate: those asked (each in [low, high]), else every whole one in the range."""
+    if not asked:
+        return [float(q) for q in range(math.ceil(low), math.floor(high) + 1)]
+    for q in asked:
+        if not low <= q <= high:
+            raise UsageError(f"--quality {q:g} is outside the weights' range {low:g}-{high:g}")
+    return list(asked)
 
 
 def _cmd_eval(args) -> int:
@@ -101,7 +121,8 @@ def _cmd_eval(args) -> int:
                 raise UsageError(f"{record['weights']} does not record its lambda, which --refine needs")
             search = {"refine": args.refine, "lmbda": record["lambda"], "search_metric": record.get("metric", args.metric)}
             record["refine"] = args.refine
-        fns.append((q, model_codec(m, estimate=args.estimate, quality=q if not args.weights else 0, metric=metric, **search)))
+        header_quality = q if (m.config.variable_rate or not args.weights) else 0
+        fns.append((q, model_codec(m, estimate=args.estimate, quality=header_quality, metric=metric, **search)))
     kind = "estimate" if args.estimate else "bitstream"
     results = run_points(
         name, fns, images, bpp_kind=kind, progress=not args.quiet,
@@ -214,7 +235,9 @@ def add_commands(sub) -> None:
                         "bpp (whole file), PSNR-RGB, MS-SSIM and times in CompressAI's results schema.")  # fmt: skip
     ev.add_argument("inputs", nargs="+", metavar="INPUT", help="images or folders of images")
     ev.add_argument("--model", help=f"bundled model family (default {DEFAULT_MODEL})")
-    ev.add_argument("--quality", type=int, nargs="+", help="bundled qualities (default: all bundled)")
+    ev.add_argument("--quality", type=float, nargs="+",
+                    help="qualities, real numbers in the bundled (or variable-rate --weights) range "
+                         "(default: every whole quality)")
     ev.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled models' training metric")
     ev.add_argument("--weights", nargs="+", help="weights files instead of bundled models (one rate point each)")
     ev.add_argument("--estimate", action="store_true", help="entropy estimate from the likelihoods instead of real files")

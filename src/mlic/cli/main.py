@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -91,15 +92,34 @@ def _encoder_model(args):
 
     if args.refine_lambda is not None and not args.refine_lambda > 0:
         raise UsageError("--refine-lambda must be positive")
+    targets = [t for t in ("target_bytes", "target_bpp", "target_psnr") if getattr(args, t, None) is not None]
+    if len(targets) > 1 or (targets and args.quality is not None):
+        raise UsageError("give one of --quality, --target-bytes, --target-bpp and --target-psnr")
+    if args.quality is not None and not math.isfinite(args.quality):
+        raise UsageError("--quality must be a number")
     if args.weights:
         model = load_model(args.weights)
         if args.model and args.model != model.config.name:
             raise UsageError(f"--model {args.model} but {args.weights} holds {model.config.name}")
         lmbda, metric = training_tradeoff(args.weights)
-        quality, header_metric = args.quality or 0, "custom"
+        header_metric = "custom"
+        if model.config.variable_rate:
+            quality = model.config.quality_range[1] if args.quality is None else args.quality
+        else:
+            quality = args.quality or 0
+            if quality != int(quality) or not 0 <= quality <= 255:
+                raise UsageError("--quality with one-rate --weights is a label, a whole number 0-255")
     else:
         entry = zoo.find(args.model or DEFAULT_MODEL, args.quality, args.metric)
-        model, quality, header_metric, lmbda, metric = zoo.load(entry), entry.quality, entry.metric, entry.lmbda, entry.metric
+        model, header_metric, lmbda, metric = zoo.load(entry), entry.metric, entry.lmbda, entry.metric
+        quality = entry.high if args.quality is None else args.quality
+    if model.config.variable_rate:
+        low, high = model.config.quality_range
+        if not low <= quality <= high:
+            raise UsageError(f"--quality must lie in {low}-{high} for these weights")
+        lmbda = model.rate_lambda(quality) if lmbda is None else lmbda
+    elif targets:
+        raise UsageError("--target-bytes, --target-bpp and --target-psnr need variable-rate weights")
     model.transform_precision = args.precision
     lmbda = args.refine_lambda or lmbda
     if args.refine and lmbda is None:
@@ -120,12 +140,38 @@ def _cmd_compress(args) -> int:
     inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric, search = _encoder_model(args)
 
+    target_psnr = getattr(args, "target_psnr", None)
+    for name in ("target_bytes", "target_bpp"):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number")
+    if target_psnr is not None and not (math.isfinite(target_psnr) and target_psnr > 0):
+        raise UsageError("--target-psnr must be a positive number of dB")
+
     def one(src: Path, dst: Path) -> str:
         image = read_image(src)
-        data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify, **search)
+        reached = ""
+        if args.target_bytes is not None or args.target_bpp is not None or target_psnr is not None:
+            from ..target import compress_to_target
+
+            size = args.target_bytes
+            if args.target_bpp is not None:
+                size = math.floor(args.target_bpp * image.height * image.width / 8)
+            options = dict(search)
+            if args.refine_lambda is None:
+                options["lmbda"] = None  # the codec takes each quality's own lambda
+            found = compress_to_target(model, image, target_bytes=size, target_psnr=target_psnr, metric=metric,
+                                       tile=args.tile, verify=args.verify, **options)  # fmt: skip
+            data = found.data
+            reached = f"quality {found.quality:g}" + (f", {found.psnr:.2f} dB" if found.psnr is not None else "")
+            reached += f" ({found.encodes} encode{'s' if found.encodes > 1 else ''}{'; ' + found.note if found.note else ''}), "
+        else:
+            data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify, **search)
+            if model.config.variable_rate:
+                reached = f"quality {model.check_quality(quality):g}, "
         atomic_write(dst, lambda f: f.write(data), force=args.force)
         bpp = 8 * len(data) / (image.height * image.width)
-        return f"{len(data):,} bytes, {bpp:.4f} bpp" + (", verified" if args.verify else "")
+        return reached + f"{len(data):,} bytes, {bpp:.4f} bpp" + (", verified" if args.verify else "")
 
     return _run_batch(inputs, outputs, "compress", one)
 
@@ -143,6 +189,13 @@ def _decoder_model(header, weights: str | None, precision: str, cache: dict):
     else:
         entry = zoo.by_tag(header.model, header.weights_hash)
         if entry is None:
+            old = zoo.retired(header.model, header.weights_hash)
+            if old is not None:
+                raise ModelMismatchError(
+                    f"file needs the {header.model} weights {old['file']} (sha256 {old['sha256'][:16]}...), bundled "
+                    f"until {old['bundled_until']} and no longer shipped; pass them with --weights PATH "
+                    "(they are in the project's git history under src/mlic/weights/)"
+                )
             raise ModelMismatchError(
                 f"file needs {header.model} weights {header.weights_hash.hex()}, which are not bundled; pass --weights PATH"
             )
@@ -230,9 +283,15 @@ def _cmd_zoo(args) -> int:
     from ..models.registry import MODELS
 
     bundled = zoo.entries()
-    print(f"{'model':<15} {'quality':>7} {'metric':<8} {'lambda':>8}  weights")
+    print(f"{'model':<15} {'quality':>9} {'metric':<8} {'lambda':>15}  weights")
     for e in bundled:
-        print(f"{e.model:<15} {e.quality:>7} {e.metric:<8} {e.lmbda:>8.4f}  {e.file}")
+        if e.variable_rate:
+            q, lam = f"{e.low:g}-{e.high:g}", f"{e.lambdas[0]:.4f}-{e.lambdas[-1]:.4f}" if e.lambdas else "-"
+        else:
+            q, lam = f"{e.low:g}", f"{e.lmbda:.4f}"
+        print(f"{e.model:<15} {q:>9} {e.metric:<8} {lam:>15}  {e.file}")
+    if any(e.variable_rate for e in bundled):
+        print("variable-rate weights take any quality in their range (real numbers, in steps of 1/256)")
     if not bundled:
         print("(no bundled weights yet: use --weights PATH with weights from `mlic convert-official`)")
     print(f"architectures: {', '.join(sorted(MODELS))}")
@@ -254,6 +313,21 @@ def _cmd_convert_official(args) -> int:
     return EXIT_OK
 
 
+def _variable_rate_levels(spec: str, metric: str) -> dict:
+    """``"2-6"`` -> the model overrides of a variable-rate model over those ladder qualities."""
+    from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
+
+    ladder = MSE_LAMBDAS if metric == "mse" else MSSSIM_LAMBDAS
+    low, _, high = spec.partition("-")
+    try:
+        low, high = int(low), int(high)
+    except ValueError:
+        low = high = 0
+    if not 1 <= low < high <= len(ladder):
+        raise UsageError(f"--variable-rate takes LOW-HIGH, two qualities in 1-{len(ladder)} (e.g. 2-6), not {spec!r}")
+    return {"rate_lambdas": list(ladder[low - 1 : high]), "first_quality": low, "z_gains": True}
+
+
 def _cmd_train(args) -> int:
     from ..train.config import TrainConfig
 
@@ -267,10 +341,14 @@ def _cmd_train(args) -> int:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
             overrides[key] = value
-    if args.lmbda is not None and args.quality is not None:
+    if args.variable_rate is not None:
+        if args.lmbda is not None or args.quality is not None:
+            raise UsageError("--variable-rate trains every level of its range: drop --lambda / --quality")
+        overrides.update(_variable_rate_levels(args.variable_rate, args.metric))
+    elif args.lmbda is not None and args.quality is not None:
         raise UsageError("give --lambda or --quality, not both")
-    if args.lmbda is None and args.quality is None and not args.resume:
-        raise UsageError("give --lambda or --quality")
+    elif args.lmbda is None and args.quality is None and not args.resume:
+        raise UsageError("give --lambda, --quality or --variable-rate")
     lmbda = args.lmbda
     if args.quality is not None:
         from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
@@ -328,7 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
     c.add_argument("-o", "--output", help="output file (one input) or existing directory (default: INPUT.mlic)")
     c.add_argument("--model", help=f"model family (default {DEFAULT_MODEL})")
-    c.add_argument("--quality", type=int, help="bundled quality index (default: the highest bundled)")
+    c.add_argument("--quality", type=float,
+                   help="quality, a real number in the bundled range shown by `mlic zoo` (default: the highest)")
+    c.add_argument("--target-bytes", type=int, metavar="N",
+                   help="search the quality for the largest file of at most N bytes (lands within 7 %% under it)")
+    c.add_argument("--target-bpp", type=float, metavar="B", help="as --target-bytes, in bits per pixel")
+    c.add_argument("--target-psnr", type=float, metavar="P",
+                   help="search the quality for the smallest file whose PSNR-RGB is at least P dB")
     c.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled model's training metric")
     c.add_argument("--weights", help="weights file (.safetensors) instead of a bundled model")
     c.add_argument("--tile", type=int, default=2048,
@@ -372,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
     t.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off")
     t.add_argument("--quality", type=int, help="1-6: lambda from the spec's ladder for --metric")
+    t.add_argument("--variable-rate", nargs="?", const="2-6", metavar="LOW-HIGH",
+                   help="one model for the ladder qualities LOW-HIGH (default 2-6) with gain units; each "
+                        "image of a batch trains at a random level")
     t.add_argument("--steps", type=int, help="total optimisation steps (default 100000; with --resume: as saved)")
     t.add_argument("--batch", type=int, default=8, help="global batch size")
     t.add_argument("--crop", default="256", help="crop schedule, e.g. 256 or 256,512@0.8")

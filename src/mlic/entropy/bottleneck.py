@@ -129,6 +129,22 @@ class EntropyBottleneck(TabledEntropyModel):
         logits = self._logits_cumulative(self.quantiles, detach=True)
         return torch.abs(logits - self.target).sum()
 
+    def fit_quantiles(self, steps: int = 5000, lr: float = 1e-2, tolerance: float = 1e-3) -> float:
+        """Settle the quantiles on the current density (only they move; no data is needed):
+        Adam on :meth:`aux_loss` until it is below ``tolerance`` per quantile or ``steps`` are
+        spent. Returns the final aux loss. Training's own aux optimiser can lag behind a density
+        that moves fast; tables built from lagging quantiles cut the range of z symbols."""
+        with torch.enable_grad():
+            opt = torch.optim.Adam([self.quantiles], lr=lr)
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                loss = self.aux_loss()
+                if loss.detach().item() < tolerance * self.quantiles.numel():
+                    break
+                loss.backward()
+                opt.step()
+        return float(self.aux_loss().detach())
+
     # -- training / evaluation forward ----------------------------------
     def forward(self, z: Tensor, training: bool | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``(z_rate, likelihoods)``: noisy z in training, ``round(z - m) + m`` otherwise."""

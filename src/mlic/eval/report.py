@@ -76,14 +76,16 @@ def _model_codec_for(results: Results, index: int) -> CodecFn:
         raise ReportError(f"{results.name}: no per-point weights recorded (write it with mlic eval)")
     point = points[index]
     source = str(point.get("weights", ""))
-    if source.startswith("bundled:"):
-        model_name, metric, q = source[len("bundled:") :].split("/")
-        model = zoo.load(zoo.find(model_name, int(q.lstrip("q")), metric))
+    if source.startswith("bundled:"):  # bundled:MODEL/METRIC/FILE (earlier: .../qN)
+        model_name, metric, which = source[len("bundled:") :].split("/")
+        by_file = [e for e in zoo.entries() if e.file == which]
+        entry = by_file[0] if by_file else zoo.find(model_name, float(which.lstrip("q")), metric)
+        model = zoo.load(entry)
     else:
         model = load_model(source)
     if point.get("sha256") and model_digest(model) != point["sha256"]:
         raise WeightsError(f"{source}: weights changed since the evaluation (SHA-256 differs)")
-    return model_codec(model, quality=int(point.get("quality") or 0))
+    return model_codec(model, quality=float(point.get("quality") or 0))
 
 
 def _classic_codec_for(results: Results, image: str, target_bpp: float) -> tuple[CodecFn, float]:

@@ -93,9 +93,10 @@ def run_points(
     return Results(name, series, description, info)
 
 
-def model_codec(model, *, estimate: bool = False, quality: int = 0, metric: str = "custom", **search) -> CodecFn:
+def model_codec(model, *, estimate: bool = False, quality: float = 0, metric: str = "custom", **search) -> CodecFn:
     """A learned model as a codec function: a real ``.mlic`` file, or the entropy estimate.
 
+    ``quality``: in the header; the rate of a variable-rate model.
     ``search``: ``refine``, ``lmbda``, ``search_metric`` of :func:`mlic.codec.compress_image`.
     """
     import torch
@@ -115,7 +116,7 @@ def model_codec(model, *, estimate: bool = False, quality: int = 0, metric: str 
         model.eval()
         t0 = time.perf_counter()
         with torch.no_grad():
-            out = model(x)
+            out = model(x, quality if model.config.variable_rate else None)
         bits = sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
         dec = out["x_hat"][0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         return Coded(bits, dec, time.perf_counter() - t0, 0.0)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from ..errors import MlicError
 
 MAGIC = b"MLIC"
-VERSION = 3  # written; versions 1 and 2 (probability path in float32) are still read
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4  # written; versions 1-3 are still read (docs/format.md, "Versions")
+READABLE_VERSIONS = (1, 2, 3, 4)
+QUALITY_SCALE = 256  # version 4 records the quality in 1/256 steps (16 bits); earlier ones a whole number (8 bits)
 MIN_TILE_RECORD = 8 + 2 + 4 + 4 + 1  # shapes, padding, two stream lengths, checksum count
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
@@ -34,7 +35,7 @@ class FormatError(MlicError):
 class Header:
     model: str
     metric: str
-    quality: int
+    quality: float  # a multiple of 1/256 (version 4); a whole number 0-255 in versions 1-3
     weights_hash: bytes
     height: int
     width: int
@@ -97,6 +98,17 @@ def _layout_code(layout: str) -> int:
     raise ValueError(f"unknown channel layout {layout!r}")
 
 
+def _pack_quality(quality: float, version: int) -> bytes:
+    if version >= 4:
+        code = round(quality * QUALITY_SCALE)
+        if not (0 <= code <= 0xFFFF and code == quality * QUALITY_SCALE):
+            raise ValueError(f"quality {quality!r} is not a multiple of 1/{QUALITY_SCALE} in 0-255.996")
+        return struct.pack(">H", code)
+    if not (quality == int(quality) and 0 <= quality <= 255):
+        raise ValueError(f"format version {version} records whole qualities 0-255, not {quality!r}")
+    return struct.pack(">B", int(quality))
+
+
 def pack(f: MlicFile) -> bytes:
     h = f.header
     name = h.model.encode("ascii")
@@ -106,7 +118,7 @@ def pack(f: MlicFile) -> bytes:
         raise ValueError("model name must be 1-255 ASCII bytes and the weights hash 8 bytes")
     out = bytearray(MAGIC)
     out += struct.pack(">BB", h.version, len(name)) + name
-    out += struct.pack(">BB", _metric_code(h.metric), h.quality) + h.weights_hash
+    out += struct.pack(">B", _metric_code(h.metric)) + _pack_quality(h.quality, h.version) + h.weights_hash
     out += struct.pack(">IIBBBHBI", h.height, h.width, _layout_code(h.layout), h.bit_depth, h.alpha,
                        h.tile, h.check_group, len(f.tiles))  # fmt: skip
     for t in f.tiles:
@@ -165,7 +177,12 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
         model = r.take(name_len, "model name").decode("ascii")
     except UnicodeDecodeError:
         raise FormatError("model name is not ASCII") from None
-    metric_code, quality = r.unpack(">BB", "header")
+    (metric_code,) = r.unpack(">B", "header")
+    if version >= 4:
+        (code,) = r.unpack(">H", "header")
+        quality = code / QUALITY_SCALE
+    else:
+        (quality,) = r.unpack(">B", "header")
     weights_hash = r.take(HASH_BYTES, "weights hash")
     height, width, layout, depth, alpha, tile, group, n_tiles = r.unpack(">IIBBBHBI", "header")
     if metric_code not in METRICS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 # Precisions of the transforms g_a / g_s (MLIC.transform_precision); never of the probability
@@ -32,6 +33,11 @@ class MLICConfig:
     intra_heads: int = 2
     intra_exclusion: int = 2
     window: int = 5
+    # Variable rate (gain units, docs/models.md): the lambdas of the learned gain levels, for the
+    # qualities first_quality, first_quality + 1, ...; () = one rate (a per-lambda model).
+    rate_lambdas: tuple[float, ...] = ()
+    first_quality: int = 1
+    z_gains: bool = False  # variable rate: gain units on the hyper-latent z too, per level
 
     def __post_init__(self) -> None:
         for key in ("N", "M", "slices", "local_heads", "intra_heads", "window"):
@@ -45,6 +51,18 @@ class MLICConfig:
             if not (isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and v > 0 for v in value)):
                 raise ValueError(f"{key} must be a list of positive whole numbers, not {value!r}")
             object.__setattr__(self, key, tuple(value))
+        lambdas = self.rate_lambdas
+        if not (isinstance(lambdas, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          and math.isfinite(v) and v > 0 for v in lambdas)):
+            raise ValueError(f"rate_lambdas must be a list of positive numbers, not {lambdas!r}")
+        if len(lambdas) == 1 or any(b <= a for a, b in zip(lambdas, lambdas[1:])):
+            raise ValueError("rate_lambdas needs at least two levels, in increasing order")
+        object.__setattr__(self, "rate_lambdas", tuple(float(v) for v in lambdas))
+        if not (isinstance(self.first_quality, int) and not isinstance(self.first_quality, bool)
+                and 0 <= self.first_quality and self.first_quality + len(lambdas) <= 256):
+            raise ValueError(f"first_quality must be a whole number in 0-{256 - max(len(lambdas), 1)}, not {self.first_quality!r}")
+        if not isinstance(self.z_gains, bool) or (self.z_gains and not lambdas):
+            raise ValueError("z_gains must be true or false, and true only with rate_lambdas")
         if not isinstance(self.legacy, bool):
             raise ValueError(f"legacy must be true or false, not {self.legacy!r}")
         if self.M % self.slices:
@@ -57,6 +75,15 @@ class MLICConfig:
             raise ValueError(f"unknown intra context {self.intra!r}")
 
     @property
+    def variable_rate(self) -> bool:
+        return bool(self.rate_lambdas)
+
+    @property
+    def quality_range(self) -> tuple[int, int]:
+        """(lowest, highest) quality of a variable-rate model."""
+        return self.first_quality, self.first_quality + len(self.rate_lambdas) - 1
+
+    @property
     def slice_channels(self) -> int:
         return self.M // self.slices
 
@@ -66,7 +93,7 @@ class MLICConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "MLICConfig":
         d = dict(d)
-        for key in ("channel_hidden", "params_hidden", "lrp_hidden"):
+        for key in ("channel_hidden", "params_hidden", "lrp_hidden", "rate_lambdas"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -21,6 +21,8 @@ The model follows CompressAI's contract: ``forward(x) -> {"x_hat", "likelihoods"
 from __future__ import annotations
 
 import contextlib
+import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +49,7 @@ PAD = 64  # g_a/h_a downsample by 64 in total (§3.5)
 PROBABILITY_PATH = ("h_s", "channel_context", "global_inter_context", "global_intra_context", "local_context",
                     "entropy_parameters_anchor", "entropy_parameters_nonanchor", "lrp_anchor", "lrp_nonanchor",
                     "gaussian_conditional")  # fmt: skip
-__all__ = ["MLIC", "MLICConfig", "native_bf16", "resolve_precision"]
+__all__ = ["MLIC", "Gains", "MLICConfig", "QUALITY_SCALE", "native_bf16", "quality_code", "resolve_precision"]
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
@@ -71,9 +73,27 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     return "bf16" if native_bf16(device) else "fp32"
 
 
+class Gains(NamedTuple):
+    """Gain-unit factors of one quality (variable-rate models): ``y`` before quantisation and
+    ``y_inv`` after; ``z`` and ``z_inv`` the same for the hyper-latent (None without z gains)."""
+
+    y: Tensor
+    y_inv: Tensor
+    z: Tensor | None
+    z_inv: Tensor | None
+
+
 def _pad(x: Tensor) -> Tensor:
     h, w = x.shape[-2:]
     return F.pad(x, (0, (-w) % PAD, 0, (-h) % PAD))
+
+
+QUALITY_SCALE = 256  # qualities are recorded in steps of 1/256 (docs/format.md, version 4)
+
+
+def quality_code(quality: float) -> int:
+    """A quality as the fixed-point integer a file records (round(quality * 256))."""
+    return int(round(quality * QUALITY_SCALE))
 
 
 class MLIC(nn.Module):
@@ -117,6 +137,15 @@ class MLIC(nn.Module):
         lrp = lambda i: LatentResidualPrediction(M + (i + 1) * C, C, cfg.lrp_hidden, cfg.legacy)  # noqa: E731
         self.lrp_anchor = per_slice(lrp)
         self.lrp_nonanchor = per_slice(lrp)
+        if cfg.variable_rate:
+            # Gain units (Cui et al. 2021), log-parametrised: level l codes y * exp(log_gain[l]) and
+            # decodes with exp(log_inverse_gain[l]); a fractional quality interpolates the logs.
+            levels = len(cfg.rate_lambdas)
+            self.log_gain = nn.Parameter(torch.zeros(levels, M))
+            self.log_inverse_gain = nn.Parameter(torch.zeros(levels, M))
+            if cfg.z_gains:  # the same for the hyper-latent: z costs what each level can afford
+                self.log_z_gain = nn.Parameter(torch.zeros(levels, N))
+                self.log_z_inverse_gain = nn.Parameter(torch.zeros(levels, N))
         # Everything that feeds the probability path must give the same bits whatever the
         # thread count; only g_a (encoder side) and g_s (after decoding) are exempt.
         for name, child in self.named_children():
@@ -137,6 +166,66 @@ class MLIC(nn.Module):
         # counts every bit; below 1, the hyper-latent is cheap for the encoder while the entropy
         # model learns to use it (the collapse it prevents: docs/models.md, "Entropy-model health").
         self.z_rate_weight = 1.0
+
+    # -- variable rate ---------------------------------------------------------
+    def check_quality(self, quality: float) -> float:
+        """``quality`` rounded to the 1/256 steps a file can record; ValueError outside the range."""
+        if not self.config.variable_rate:
+            raise ValueError(f"{self.config.name} weights have one rate; a quality needs a variable-rate model")
+        low, high = self.config.quality_range
+        if not (isinstance(quality, (int, float)) and math.isfinite(quality) and low <= quality <= high):
+            raise ValueError(f"quality must lie in {low}-{high} for these weights, not {quality!r}")
+        return quality_code(quality) / QUALITY_SCALE
+
+    def _level(self, quality: float) -> tuple[int, float]:
+        pos = quality - self.config.first_quality
+        lo = min(int(math.floor(pos)), len(self.config.rate_lambdas) - 2)
+        return lo, pos - lo
+
+    def rate_lambda(self, quality: float) -> float:
+        """The trade-off a quality stands for: the level lambdas, interpolated geometrically."""
+        lo, t = self._level(self.check_quality(quality))
+        lam = self.config.rate_lambdas
+        return math.exp((1 - t) * math.log(lam[lo]) + t * math.log(lam[lo + 1]))
+
+    def gain_parameters(self) -> list[Tensor]:
+        """The log-gain tables, in the order of :class:`Gains`' fields."""
+        names = ["log_gain", "log_inverse_gain"] + (["log_z_gain", "log_z_inverse_gain"] if self.config.z_gains else [])
+        return [getattr(self, n) for n in names]
+
+    def rate_gains(self, quality, dtype: torch.dtype = torch.float32) -> "Gains | None":
+        """The :class:`Gains` ([B or 1, C, 1, 1] each) for ``quality``; None for a one-rate model.
+
+        A number (what files record, rounded to 1/256) is computed in float64 with Python's
+        scalar ``math`` functions, so encoder and decoder get the same values on any CPU; a
+        tensor of per-image qualities (training) stays differentiable.
+        """
+        if not self.config.variable_rate:
+            if quality is not None:
+                raise ValueError(f"{self.config.name} weights have one rate; a quality needs a variable-rate model")
+            return None
+        if quality is None:
+            raise ValueError("a variable-rate model needs a quality")
+        device = self.log_gain.device
+        tables = self.gain_parameters()
+        if isinstance(quality, Tensor):
+            pos = quality.to(device=device, dtype=self.log_gain.dtype) - self.config.first_quality
+            lo = pos.floor().clamp(0, len(self.config.rate_lambdas) - 2)
+            t = (pos - lo)[:, None]
+            lo = lo.long()
+            out = [(p[lo] * (1 - t) + p[lo + 1] * t).exp().to(dtype)[:, :, None, None] for p in tables]
+        else:
+            lo, t = self._level(self.check_quality(float(quality)))
+            out = []
+            for p in tables:
+                a, b = p[lo].detach().double().cpu().tolist(), p[lo + 1].detach().double().cpu().tolist()
+                g = [math.exp((1 - t) * u + t * v) for u, v in zip(a, b)]
+                out.append(torch.tensor(g, dtype=torch.float64).to(device=device, dtype=dtype).view(1, -1, 1, 1))
+        return Gains(*out) if len(out) == 4 else Gains(*out, None, None)
+
+    def _hyper_in(self, z_hat: Tensor, gains: "Gains | None") -> Tensor:
+        """What h_s reads: the decoded hyper-latent in the model's units (inverse z gain applied)."""
+        return z_hat if gains is None or gains.z_inv is None else z_hat * gains.z_inv.to(z_hat.dtype)
 
     @contextlib.contextmanager
     def probability_dtype(self, dtype: torch.dtype):
@@ -240,15 +329,17 @@ class MLIC(nn.Module):
         return net(torch.cat(parts, dim=1))
 
     # -- CompressAI contract ---------------------------------------------------
-    def forward(self, x: Tensor) -> dict:
+    def forward(self, x: Tensor, quality=None) -> dict:
         """Training / evaluation pass: ``{"x_hat", "likelihoods": {"y", "z"}, "y_hat", "z_hat"}``.
 
         Inputs of any size are padded right/bottom to a multiple of 64 and
-        ``x_hat`` is cropped back; likelihoods cover the padded latents.
+        ``x_hat`` is cropped back; likelihoods cover the padded latents. ``quality``: for a
+        variable-rate model, a number or a tensor of one quality per image.
         """
-        return self.forward_latent(self.analysis(x), tuple(x.shape[-2:]), "train" if self.training else "eval")
+        return self.forward_latent(self.analysis(x), tuple(x.shape[-2:]), "train" if self.training else "eval",
+                                   quality)  # fmt: skip
 
-    def forward_latent(self, y: Tensor, size: tuple[int, int], mode: str) -> dict:
+    def forward_latent(self, y: Tensor, size: tuple[int, int], mode: str, quality=None) -> dict:
         """The rate-distortion pass from a latent ``y`` (of the image padded from ``size``).
 
         ``mode``:
@@ -262,21 +353,27 @@ class MLIC(nn.Module):
         if mode not in ("train", "eval", "search"):
             raise ValueError(f"unknown pass mode {mode!r}")
         h, w = size
+        gains = self.rate_gains(quality, y.dtype)
         z = self.h_a(y)
+        if gains is not None and gains.z is not None:
+            z = z * gains.z  # what is quantised and coded
         z_rate = z
         if mode == "train" and self.z_rate_weight != 1.0:
             z_rate = scale_gradient(z, self.z_rate_weight)
         _, z_likelihoods = self.entropy_bottleneck(z_rate, training=mode == "train")
         z_hat = quantize(z, "round" if mode == "eval" else "ste", self._z_median(z))
-        hyper = self.h_s(z_hat)
-        step = QuantizeStep(y, self.slice_channels, "round" if mode == "eval" else "ste")
-        y_hat = run_slices(self, hyper, step)
+        hyper = self.h_s(self._hyper_in(z_hat, gains))
+        gain = None if gains is None else (gains.y, gains.y_inv)
+        y_coded = y if gain is None else y * gain[0]  # what is quantised and coded
+        step = QuantizeStep(y_coded, self.slice_channels, "round" if mode == "eval" else "ste")
+        y_hat = run_slices(self, hyper, step, gain)
         scales, means = step.parameters()
         if mode == "search":
-            y_likelihoods = self.gaussian_conditional.likelihood(quantize(y, "ste", means), scales, means)
+            y_likelihoods = self.gaussian_conditional.likelihood(quantize(y_coded, "ste", means), scales, means)
         else:
-            _, y_likelihoods = self.gaussian_conditional(y, scales, means, training=mode == "train")
+            _, y_likelihoods = self.gaussian_conditional(y_coded, scales, means, training=mode == "train")
         x_hat = self.synthesis(y_hat)[..., :h, :w]
+        # z_hat: the coded hyper-latent (before any inverse z gain: its values are the symbols + medians)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "y_hat": y_hat, "z_hat": z_hat}
 
     def _z_median(self, z: Tensor) -> Tensor:
@@ -297,7 +394,7 @@ class MLIC(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True, y: Tensor | None = None,
-                 probability_dtype: torch.dtype = torch.float64) -> dict:
+                 probability_dtype: torch.dtype = torch.float64, quality: float | None = None) -> dict:
         """Entropy-code a batch.
 
         Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
@@ -308,7 +405,8 @@ class MLIC(nn.Module):
         with the decoded hyper-latent (format version 2; False reproduces version 1).
         ``y``: the latent to code instead of ``g_a(x)`` (from :func:`mlic.models.refine.refine_latent`);
         the decoder needs nothing to know. ``probability_dtype``: float64 (format version 3)
-        or float32 (versions 1 and 2); the decoder must use the same.
+        or float32 (versions 1 and 2); the decoder must use the same. ``quality``: for a variable-rate
+        model (rounded to 1/256 as files record it); the decoder needs the same.
         """
         h, w = x.shape[-2:]
         if y is None:
@@ -316,14 +414,19 @@ class MLIC(nn.Module):
         elif y.shape[-2:] != ((h + 63) // 64 * 4, (w + 63) // 64 * 4) or y.shape[:2] != (x.shape[0], self.M):
             raise ValueError(f"latent of shape {tuple(y.shape)} does not belong to an image of {h}x{w}")
         z = self.h_a(y)
+        gains = self.rate_gains(quality, probability_dtype)
+        if gains is not None and gains.z is not None:
+            z = z * gains.z.float()  # the encoder's choice of z symbols (any precision decodes them)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:]).to(z.dtype)
         group = check_group or self.default_check_group()
         with self.probability_dtype(probability_dtype):
-            hyper = self.h_s(z_hat.to(probability_dtype))
-            step = EncodeStep(y.to(probability_dtype), self.slice_channels, self.gaussian_conditional, group,
+            hyper = self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains))
+            gain = None if gains is None else (gains.y, gains.y_inv)
+            y_coded = y.to(probability_dtype) if gain is None else y.to(probability_dtype) * gain[0]
+            step = EncodeStep(y_coded, self.slice_channels, self.gaussian_conditional, group,
                               z_hat if z_in_checks else None)  # fmt: skip
-            y_hat = run_slices(self, hyper, step)
+            y_hat = run_slices(self, hyper, step, gain)
         return {
             "strings": [step.strings(), z_strings],
             "shape": tuple(z.shape[-2:]),
@@ -344,6 +447,7 @@ class MLIC(nn.Module):
         check_group: int | None = None,
         z_in_checks: bool = True,
         probability_dtype: torch.dtype = torch.float64,
+        quality: float | None = None,
     ) -> dict:
         """Inverse of :meth:`compress`: ``{"x_hat", "y_hat", "symbols_sha256"}``; ``x_hat`` cropped
         to ``image_size``; ``symbols_sha256`` as in :meth:`compress` (equal when decoding is exact).
@@ -356,7 +460,9 @@ class MLIC(nn.Module):
         step = DecodeStep(y_strings, self.gaussian_conditional, self.slices, checks,
                           check_group or self.default_check_group(), z_hat if z_in_checks else None)  # fmt: skip
         with self.probability_dtype(probability_dtype):
-            y_hat = run_slices(self, self.h_s(z_hat.to(probability_dtype)), step)
+            gains = self.rate_gains(quality, probability_dtype)
+            gain = None if gains is None else (gains.y, gains.y_inv)
+            y_hat = run_slices(self, self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains)), step, gain)
         step.finish()
         x_hat = self.synthesis(y_hat.float())
         if image_size is not None:

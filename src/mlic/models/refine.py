@@ -48,6 +48,7 @@ def refine_latent(
     *,
     metric: str = "mse",
     lr: float | None = None,
+    quality: float | None = None,
 ) -> Tensor:
     """Latent for ``x`` (``[B, 3, H, W]`` in [0, 1]) after ``steps`` steps of the search.
 
@@ -56,6 +57,7 @@ def refine_latent(
     (the coded size follows that estimate to within the coder's overhead).
     ``lmbda`` / ``metric``: the trade-off the model was trained for (the zoo and exported
     weights record it). ``lr``: Adam's initial step size, :func:`default_lr` if not given.
+    ``quality``: the rate of a variable-rate model (the one the file will be coded at).
     The model's parameters are not changed.
     """
     if steps < 0:
@@ -77,7 +79,7 @@ def refine_latent(
     try:
         for k in range(steps + 1):
             with torch.set_grad_enabled(k < steps):
-                cost = criterion(model.forward_latent(y, size, "search"), x)["loss"]
+                cost = criterion(model.forward_latent(y, size, "search", quality), x)["loss"]
             if cost.item() < best_cost:
                 best, best_cost = y.detach().clone(), cost.item()
             if k == steps:

@@ -33,8 +33,13 @@ class Step(Protocol):
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor: ...
 
 
-def run_slices(model, hyper: Tensor, step: Step) -> Tensor:
+def run_slices(model, hyper: Tensor, step: Step, gain: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Decode (or quantise) every slice in order; returns ŷ [B, M, h, w].
+
+    ``gain`` (variable-rate models): (gain, inverse gain) [B or 1, M, 1, 1]. The step then
+    codes the gained latent ``y * gain`` (the caller builds it so), sees the predicted
+    scales and means times the gain, and what it returns is multiplied by the inverse gain:
+    the contexts always work on the decoded latent in the model's own units.
 
     ``model`` provides the per-slice networks (see :class:`mlic.models.MLIC`):
     ``slice_context(i, decoded)`` -> contexts from earlier slices,
@@ -43,6 +48,14 @@ def run_slices(model, hyper: Tensor, step: Step) -> Tensor:
     m = model.M
     hyper_mu = hyper[:, m:]
     decoded: list[Tensor] = []
+    if gain is not None:
+        gains = [g.split(model.slice_channels, dim=1) for g in gain]
+        inner = step
+
+        def step(i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
+            g, ig = gains[0][i], gains[1][i]
+            return inner(i, half, scales * g, means * g) * ig
+
     for i in range(model.slices):
         previous = torch.cat(decoded, dim=1) if decoded else None
         shared = model.slice_context(i, previous)  # Φ_inter, Φ_ch: computed once per slice

@@ -81,8 +81,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError, with one line saying which, for any value a run cannot use."""
-        model_config(self.model, **self.model_overrides)
-        positive = {"lambda": self.lmbda, "lr": self.lr, "aux-lr": self.aux_lr, "clip": self.clip}
+        arch = model_config(self.model, **self.model_overrides)
+        positive = {"lr": self.lr, "aux-lr": self.aux_lr, "clip": self.clip}
+        if not arch.variable_rate:  # a variable-rate model trains at its levels' lambdas
+            positive["lambda"] = self.lmbda
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, not {value!r}")

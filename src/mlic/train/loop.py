@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import MlicError
-from ..io.weights import load_model, safe_torch_load, save_model
+from ..io.weights import load_model, safe_torch_load, save_model, training_tradeoff
 from ..models import MLIC, build
 from ..models.health import MIN_ACTIVE_Z, rate_health
 from .config import TrainConfig
@@ -65,8 +66,9 @@ def model_from_checkpoint(ckpt: dict) -> MLIC:
 
 
 def export_checkpoint(ckpt_path: str | Path, out: str | Path, force: bool = False) -> Path:
-    """Inference weights from a checkpoint: tables built, no optimiser state, config and SHA-256
-    in the safetensors metadata and in a ``.json`` file beside it."""
+    """Inference weights from a checkpoint: the bottleneck's quantiles settled on its density
+    (:meth:`EntropyBottleneck.fit_quantiles`), tables built, no optimiser state, config and
+    SHA-256 in the safetensors metadata and in a ``.json`` file beside it."""
     out = Path(out)
     side = out.with_suffix(".json")
     if not force and (out.exists() or side.exists()):
@@ -74,15 +76,19 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, force: bool = Fals
     ckpt = load_checkpoint(ckpt_path)
     cfg = TrainConfig.from_dict(ckpt["config"])
     model = model_from_checkpoint(ckpt).eval()
+    model.entropy_bottleneck.fit_quantiles()  # the tables' range follows the final density
     model.update(force=True)
-    meta = {"lambda": str(cfg.lmbda), "metric": cfg.metric, "steps": str(ckpt["step"]), "source": Path(ckpt_path).name}
+    meta = {"metric": cfg.metric, "steps": str(ckpt["step"]), "source": Path(ckpt_path).name}
+    if not model.config.variable_rate:  # a variable-rate model's lambdas are in its configuration
+        meta["lambda"] = str(cfg.lmbda)
     save_model(model, out, meta)
     from safetensors import safe_open
 
     with safe_open(str(out), framework="pt") as f:
         recorded = f.metadata()
     info = {"model": model.config.name, "config": model.config.to_dict(), "sha256": recorded["sha256"],
-            "lambda": cfg.lmbda, "metric": cfg.metric, "steps": ckpt["step"]}  # fmt: skip
+            "lambda": None if model.config.variable_rate else cfg.lmbda, "metric": cfg.metric,
+            "steps": ckpt["step"]}  # fmt: skip
     tmp = side.with_name(f".{side.name}.part")
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, side)
@@ -90,13 +96,49 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, force: bool = Fals
 
 
 def _initial_weights(model: MLIC, path: str) -> None:
+    """Load ``path`` into ``model``. Weights with fewer gain units may start a variable-rate
+    model: one-rate weights start every level, with gains ``sqrt(lambda_level / lambda_weights)``
+    (:func:`initial_gains`); variable-rate weights without z gains start them at 1."""
     if path.endswith(".safetensors"):
         src = load_model(path)
+        src_lambda = training_tradeoff(path)[0]
     else:
-        src = model_from_checkpoint(load_checkpoint(path))
-    if src.config.replace(name=model.config.name) != model.config:
-        raise TrainError(f"{path}: architecture differs from the configured model")
-    model.load_state_dict(src.state_dict(), strict=True)
+        ckpt = load_checkpoint(path)
+        src = model_from_checkpoint(ckpt)
+        src_lambda = TrainConfig.from_dict(ckpt["config"]).lmbda
+    a, b = src.config.replace(name=model.config.name), model.config
+    if a == b:
+        model.load_state_dict(src.state_dict(), strict=True)
+        return
+    gain_names = {"log_gain", "log_inverse_gain", "log_z_gain", "log_z_inverse_gain"}
+    if b.variable_rate and not a.z_gains and (not a.variable_rate or a.rate_lambdas == b.rate_lambdas) and \
+            a.replace(rate_lambdas=b.rate_lambdas, first_quality=b.first_quality, z_gains=b.z_gains) == b:
+        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+        assert set(missing) <= gain_names and not unexpected, (missing, unexpected)
+        if not a.variable_rate:
+            if src_lambda is None:
+                raise TrainError(f"{path} does not record its lambda, which sets the initial gains")
+            initial_gains(model, src_lambda)
+        return
+    raise TrainError(f"{path}: architecture differs from the configured model")
+
+
+@torch.no_grad()
+def initial_gains(model: MLIC, lmbda: float) -> None:
+    """Gains for a variable-rate model started from one-rate weights trained at ``lmbda``:
+    level l scales every channel by ``sqrt(lambda_l / lmbda)`` (a uniform quantiser's best step
+    shrinks as 1 / sqrt(lambda)), the inverse gains undo it exactly."""
+    for level, lam in enumerate(model.config.rate_lambdas):
+        model.log_gain[level].fill_(0.5 * math.log(lam / lmbda))
+    model.log_inverse_gain.copy_(-model.log_gain)
+
+
+def draw_qualities(model: MLIC, step: int, batch: int, seed: int, rank: int) -> torch.Tensor:
+    """One whole quality per image of a variable-rate training batch, uniform over the levels;
+    reproducible from (seed, step, rank), so a resumed run draws what it would have drawn."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + step) * 64 + rank)
+    low, high = model.config.quality_range
+    return torch.randint(low, high + 1, (batch,), generator=gen).float()
 
 
 @torch.no_grad()
@@ -105,14 +147,19 @@ def validate(model: MLIC, folder: str, n_real: int, criterion: RateDistortionLos
     files = find_images([folder])[: max(n_real, 1)]
     model.eval()
     model.update(force=True)
+    quality = None
+    if model.config.variable_rate:  # the middle of the range
+        low, high = model.config.quality_range
+        quality = (low + high) / 2
+        criterion = RateDistortionLoss(model.rate_lambda(quality), criterion.metric)
     est_bpp = est_psnr = real_bpp = 0.0
     for path in files:
         x = torch.from_numpy(load_rgb(path, downscale_jpeg=False)).permute(2, 0, 1)[None].float().div(255).to(device)
-        out = model(x)
+        out = model(x, quality)
         r = criterion(out, x)
         est_bpp += r["bpp"].item()
         est_psnr += r["psnr"].item()
-        enc = model.compress(x)
+        enc = model.compress(x, quality=quality)
         real_bpp += 8 * sum(len(s) for ss in enc["strings"] for s in ss) / (x.shape[-2] * x.shape[-1])
     n = len(files)
     model.train()
@@ -274,8 +321,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             opt.zero_grad(set_to_none=True)
             aux_opt.zero_grad(set_to_none=True)
             model.z_rate_weight = cfg.z_weight_at(step)
-            out = net(x)
-            result = criterion(out, x)
+            if model.config.variable_rate:
+                quality = draw_qualities(model, step, x.shape[0], cfg.seed, rank)
+                lambdas = torch.tensor(model.config.rate_lambdas)[quality.long() - model.config.first_quality]
+                output = net(x, quality=quality.to(device))
+                result = criterion(output, x, lambdas.to(device))
+            else:
+                output = net(x)
+                result = criterion(output, x)
             result["loss"].backward()
             if cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
@@ -291,7 +344,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             row = None
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 psnr = 10 * torch.log10(1 / stats[2].clamp_min(1e-10)).item()
-                health = rate_health(model, out)
+                health = rate_health(model, output)
                 row = {"step": step, "lr": f"{cfg.lr_at(step - 1):.3g}", "loss": f"{stats[0].item():.5f}",
                        "bpp": f"{stats[1].item():.5f}", "psnr": f"{psnr:.3f}", "aux": f"{aux.item():.3f}",
                        "z_active": health.active_z, "y_outliers": f"{health.outlier_share:.4f}",

@@ -28,18 +28,22 @@ class RateDistortionLoss:
             raise ValueError("metric must be 'mse' or 'ms-ssim'")
         self.lmbda, self.metric = float(lmbda), metric
 
-    def __call__(self, out: dict, x: Tensor) -> dict[str, Tensor]:
+    def __call__(self, out: dict, x: Tensor, lmbda: Tensor | None = None) -> dict[str, Tensor]:
+        """``lmbda``: one trade-off per image (variable-rate training) instead of the fixed one;
+        the distortion term is then the batch mean of ``lambda_i * D_i``."""
         b, _, h, w = x.shape
         bpp = bits_per_pixel(out["likelihoods"], b * h * w)
         x_hat = out["x_hat"].float()
-        mse = torch.mean((x_hat - x) ** 2)
+        per_image = ((x_hat - x) ** 2).flatten(1).mean(1)
+        mse = per_image.mean()
         result = {"bpp": bpp, "mse": mse, "psnr": 10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))}
+        weight = self.lmbda if lmbda is None else lmbda.to(per_image)
         if self.metric == "mse":
-            result["loss"] = self.lmbda * 255**2 * mse + bpp
+            result["loss"] = (weight * 255**2 * per_image).mean() + bpp
         else:
             from pytorch_msssim import ms_ssim
 
-            msssim = ms_ssim(x_hat, x, data_range=1.0, size_average=True)
-            result["ms-ssim"] = msssim.detach()
-            result["loss"] = self.lmbda * (1 - msssim) + bpp
+            msssim = ms_ssim(x_hat, x, data_range=1.0, size_average=False)
+            result["ms-ssim"] = msssim.detach().mean()
+            result["loss"] = (weight * (1 - msssim)).mean() + bpp
         return result
