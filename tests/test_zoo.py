@@ -177,3 +177,5 @@ def test_target_psnr_with_the_bundled_model():
     assert r.psnr - goal <= 0.1 or r.quality == entry.low
     with pytest.raises(TargetError, match="above what these weights reach"):
         compress_to_target(model, ImageData(crop), target_psnr=psnrs[1] + 5)
+    easy = compress_to_target(model, ImageData(crop), target_psnr=psnrs[0] - 1)  # met by the lowest quality
+    assert easy.quality == entry.low and easy.encodes == 1 and easy.note

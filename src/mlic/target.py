@@ -94,6 +94,13 @@ def _bisect(lo: int, hi: int, ok, step: int = ESTIMATE_STEP) -> int:
     return grid[a]
 
 
+def _first_meeting(low: int, high: int, short) -> int:
+    """The first grid code that is not ``short`` (``short`` monotone: true, then false): ``low``
+    when even ``low`` is not short."""
+    last_short = _bisect(low, high, short)
+    return low if last_short == low and not short(low) else min(last_short + ESTIMATE_STEP, high)
+
+
 def compress_to_target(
     model,
     image: ImageData,
@@ -174,7 +181,7 @@ def compress_to_target(
 
     if not math.isfinite(target_psnr):
         raise TargetError("the PSNR target must be a finite number")
-    code = _bisect(low, high, lambda c: estimate(c, True)[1] < target_psnr) + ESTIMATE_STEP
+    code = _first_meeting(low, high, lambda c: estimate(c, True)[1] < target_psnr)
     meets, fails = None, None  # smallest code reaching the target, largest code below it
     for _ in range(MAX_ENCODES):
         code = min(max(code, low), high)
@@ -193,7 +200,7 @@ def compress_to_target(
         if lo_c > hi_c:
             break
         offset = psnr - estimate(code, True)[1]  # correct the estimate by the last real file's PSNR
-        guess = _bisect(low, high, lambda c: estimate(c, True)[1] + offset < target_psnr) + ESTIMATE_STEP
+        guess = _first_meeting(low, high, lambda c: estimate(c, True)[1] + offset < target_psnr)
         code = min(max(guess, lo_c), hi_c)
         if code in real:
             code = (lo_c + hi_c) // 2
