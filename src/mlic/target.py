@@ -101,6 +101,35 @@ def _first_meeting(low: int, high: int, short) -> int:
     return low if last_short == low and not short(low) else min(last_short + ESTIMATE_STEP, high)
 
 
+def _real_search(first: int, ok, close_enough, next_guess, low: int, high: int, prefer_high: bool):
+    """Real encodes from ``first``, inside the bracket of what they showed: ``(best, bad)``, the
+    best code meeting the target (the highest if ``prefer_high``, else the lowest) and the nearest
+    code on the other side of it (None when not found). Stops when ``close_enough(best)``, when
+    best is the end of the range it prefers, when even the other end fails (``bad`` is then that
+    end and ``best`` None), when the bracket closes, or after :data:`MAX_ENCODES` codes.
+    ``ok`` is monotone in the code; ``next_guess(code, lo, hi)`` proposes the next code in [lo, hi]."""
+    best = bad = None
+    beyond = (lambda a, b: a > b) if prefer_high else (lambda a, b: a < b)  # a is further the preferred way
+    code = first
+    for _ in range(MAX_ENCODES):
+        code = min(max(code, low), high)
+        if ok(code):
+            best = code if best is None or beyond(code, best) else best
+        else:
+            bad = code if bad is None or beyond(bad, code) else bad
+        if best is not None and (close_enough(best) or best == (high if prefer_high else low)):
+            break
+        if bad == (low if prefer_high else high):
+            break
+        below, above = (best, bad) if prefer_high else (bad, best)
+        lo_c = below + 1 if below is not None else low
+        hi_c = above - 1 if above is not None else high
+        if lo_c > hi_c:
+            break
+        code = next_guess(code, lo_c, hi_c)
+    return best, bad
+
+
 def compress_to_target(
     model,
     image: ImageData,
@@ -143,73 +172,51 @@ def compress_to_target(
         if not target_bytes > 0:
             raise TargetError("the size target must be positive")
         goal = float(target_bytes)
-        # 1. the estimate: the largest quality whose estimated size is within the target
-        code = _bisect(low, high, lambda c: estimate(c, False)[0] <= goal * (1 - SIZE_TOLERANCE / 2))
-        fits, too_big = None, None  # best code within the target, smallest code above it
-        for _ in range(MAX_ENCODES):
-            size = len(encode(code)[0])
-            if size <= target_bytes:
-                fits = code if fits is None or code > fits else fits
-            else:
-                too_big = code if too_big is None or code < too_big else too_big
-            if fits is not None and (len(real[fits][0]) >= (1 - SIZE_TOLERANCE) * target_bytes or fits == high):
-                break
-            if too_big is not None and too_big == low:
-                raise TargetError(f"{target_bytes:,} bytes is below the smallest file these weights make "
-                                  f"({len(real[low][0]):,} bytes at quality {low / QUALITY_SCALE:g})")  # fmt: skip
-            lo_c = fits + 1 if fits is not None else low
-            hi_c = too_big - 1 if too_big is not None else high
-            if lo_c > hi_c:
-                break
-            # 2. correct the estimate by what the last real file cost, aim just under the target
-            ratio = size / max(estimate(code, False)[0], 1.0)
-            aim = goal * (1 - SIZE_TOLERANCE / 2) / ratio
+        size = lambda c: len(encode(c)[0])  # noqa: E731
+
+        def next_bytes(code: int, lo_c: int, hi_c: int) -> int:
+            # correct the estimate by what the last real file cost, aim just under the target
+            aim = goal * (1 - SIZE_TOLERANCE / 2) / (size(code) / max(estimate(code, False)[0], 1.0))
             guess = _bisect(low, high, lambda c: estimate(c, False)[0] <= aim)
             code = min(max(guess, lo_c), hi_c)
             if code in real or guess == code:  # the estimate repeats itself: bisect the bracket instead
                 code = (lo_c + hi_c + 1) // 2
-        if fits is None:
-            code = low
-            if len(encode(low)[0]) > target_bytes:
-                raise TargetError(f"{target_bytes:,} bytes is below the smallest file these weights make "
-                                  f"({len(real[low][0]):,} bytes at quality {low / QUALITY_SCALE:g})")  # fmt: skip
-            fits = low
+            return code
+
+        # the estimate first: the largest quality whose estimated size is within the target
+        first = _bisect(low, high, lambda c: estimate(c, False)[0] <= goal * (1 - SIZE_TOLERANCE / 2))
+        fits, too_big = _real_search(first, lambda c: size(c) <= target_bytes,
+                                     lambda c: size(c) >= (1 - SIZE_TOLERANCE) * target_bytes, next_bytes,
+                                     low, high, prefer_high=True)  # fmt: skip
+        if fits is None and (too_big == low or size(low) > target_bytes):
+            raise TargetError(f"{target_bytes:,} bytes is below the smallest file these weights make "
+                              f"({size(low):,} bytes at quality {low / QUALITY_SCALE:g})")  # fmt: skip
+        fits = low if fits is None else fits
         note = ""
-        if fits == high and len(real[high][0]) < (1 - SIZE_TOLERANCE) * target_bytes:
+        if fits == high and size(high) < (1 - SIZE_TOLERANCE) * target_bytes:
             note = f"the target is above what the highest quality ({high / QUALITY_SCALE:g}) needs"
         return result(fits, note)
 
     if not math.isfinite(target_psnr):
         raise TargetError("the PSNR target must be a finite number")
-    code = _first_meeting(low, high, lambda c: estimate(c, True)[1] < target_psnr)
-    meets, fails = None, None  # smallest code reaching the target, largest code below it
-    for _ in range(MAX_ENCODES):
-        code = min(max(code, low), high)
-        psnr = encode(code)[1]
-        if psnr >= target_psnr:
-            meets = code if meets is None or code < meets else meets
-        else:
-            fails = code if fails is None or code > fails else fails
-        if meets is not None and (real[meets][1] - target_psnr <= PSNR_TOLERANCE or meets == low):
-            break
-        if fails == high:
-            raise TargetError(f"{target_psnr:g} dB is above what these weights reach "
-                              f"({real[high][1]:.2f} dB at quality {high / QUALITY_SCALE:g})")  # fmt: skip
-        lo_c = fails + 1 if fails is not None else low
-        hi_c = meets - 1 if meets is not None else high
-        if lo_c > hi_c:
-            break
-        offset = psnr - estimate(code, True)[1]  # correct the estimate by the last real file's PSNR
+    psnr = lambda c: encode(c)[1]  # noqa: E731
+
+    def next_psnr(code: int, lo_c: int, hi_c: int) -> int:
+        offset = psnr(code) - estimate(code, True)[1]  # correct the estimate by the last real file's PSNR
         guess = _first_meeting(low, high, lambda c: estimate(c, True)[1] + offset < target_psnr)
         code = min(max(guess, lo_c), hi_c)
-        if code in real:
-            code = (lo_c + hi_c) // 2
+        return (lo_c + hi_c) // 2 if code in real else code
+
+    first = _first_meeting(low, high, lambda c: estimate(c, True)[1] < target_psnr)
+    meets, fails = _real_search(first, lambda c: psnr(c) >= target_psnr,
+                                lambda c: psnr(c) - target_psnr <= PSNR_TOLERANCE, next_psnr,
+                                low, high, prefer_high=False)  # fmt: skip
     if meets is None:
-        if real.get(high, (None, -math.inf))[1] is None or encode(high)[1] < target_psnr:
+        if fails == high or psnr(high) < target_psnr:
             raise TargetError(f"{target_psnr:g} dB is above what these weights reach "
-                              f"({real[high][1]:.2f} dB at quality {high / QUALITY_SCALE:g})")  # fmt: skip
+                              f"({psnr(high):.2f} dB at quality {high / QUALITY_SCALE:g})")  # fmt: skip
         meets = high
     note = ""
-    if meets == low and real[low][1] > target_psnr + PSNR_TOLERANCE:
+    if meets == low and psnr(low) > target_psnr + PSNR_TOLERANCE:
         note = f"the lowest quality ({low / QUALITY_SCALE:g}) already exceeds the target"
     return result(meets, note)

@@ -114,9 +114,10 @@ def _encoder_model(args):
         model, header_metric, lmbda, metric = zoo.load(entry), entry.metric, entry.lmbda, entry.metric
         quality = entry.high if args.quality is None else args.quality
     if model.config.variable_rate:
-        low, high = model.config.quality_range
-        if not low <= quality <= high:
-            raise UsageError(f"--quality must lie in {low}-{high} for these weights")
+        try:
+            model.check_quality(quality)
+        except ValueError as exc:
+            raise UsageError(f"--{exc}") from None
         lmbda = model.rate_lambda(quality) if lmbda is None else lmbda
     elif targets:
         raise UsageError("--target-bytes, --target-bpp and --target-psnr need variable-rate weights")

@@ -12,11 +12,12 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..errors import MlicError
+from ..models.config import QUALITY_SCALE, quality_code
 
 MAGIC = b"MLIC"
 VERSION = 4  # written; versions 1-3 are still read (docs/format.md, "Versions")
 READABLE_VERSIONS = (1, 2, 3, 4)
-QUALITY_SCALE = 256  # version 4 records the quality in 1/256 steps (16 bits); earlier ones a whole number (8 bits)
+# version 4 records the quality in 1/256 steps (16 bits, QUALITY_SCALE); earlier ones a whole number (8 bits)
 MIN_TILE_RECORD = 8 + 2 + 4 + 4 + 1  # shapes, padding, two stream lengths, checksum count
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
@@ -100,7 +101,7 @@ def _layout_code(layout: str) -> int:
 
 def _pack_quality(quality: float, version: int) -> bytes:
     if version >= 4:
-        code = round(quality * QUALITY_SCALE)
+        code = quality_code(quality)
         if not (0 <= code <= 0xFFFF and code == quality * QUALITY_SCALE):
             raise ValueError(f"quality {quality!r} is not a multiple of 1/{QUALITY_SCALE} in 0-255.996")
         return struct.pack(">H", code)

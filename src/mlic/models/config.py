@@ -10,6 +10,13 @@ from dataclasses import asdict, dataclass, replace
 # hardware has native bf16 kernels, else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
 
+QUALITY_SCALE = 256  # qualities are recorded in steps of 1/256 (docs/format.md, version 4)
+
+
+def quality_code(quality: float) -> int:
+    """A quality as the fixed-point integer a file records (round(quality * 256))."""
+    return int(round(quality * QUALITY_SCALE))
+
 
 @dataclass(frozen=True)
 class MLICConfig:

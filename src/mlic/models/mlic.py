@@ -38,7 +38,7 @@ from ..entropy.quantize import quantize
 from ..nn import scale_gradient
 from ..nn.invariant import make_thread_invariant
 from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
-from .config import PRECISIONS, MLICConfig
+from .config import PRECISIONS, QUALITY_SCALE, MLICConfig, quality_code
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 
@@ -87,13 +87,6 @@ def _pad(x: Tensor) -> Tensor:
     h, w = x.shape[-2:]
     return F.pad(x, (0, (-w) % PAD, 0, (-h) % PAD))
 
-
-QUALITY_SCALE = 256  # qualities are recorded in steps of 1/256 (docs/format.md, version 4)
-
-
-def quality_code(quality: float) -> int:
-    """A quality as the fixed-point integer a file records (round(quality * 256))."""
-    return int(round(quality * QUALITY_SCALE))
 
 
 class MLIC(nn.Module):
@@ -363,10 +356,9 @@ class MLIC(nn.Module):
         _, z_likelihoods = self.entropy_bottleneck(z_rate, training=mode == "train")
         z_hat = quantize(z, "round" if mode == "eval" else "ste", self._z_median(z))
         hyper = self.h_s(self._hyper_in(z_hat, gains))
-        gain = None if gains is None else (gains.y, gains.y_inv)
-        y_coded = y if gain is None else y * gain[0]  # what is quantised and coded
+        y_coded = y if gains is None else y * gains.y  # what is quantised and coded
         step = QuantizeStep(y_coded, self.slice_channels, "round" if mode == "eval" else "ste")
-        y_hat = run_slices(self, hyper, step, gain)
+        y_hat = run_slices(self, hyper, step, gains)
         scales, means = step.parameters()
         if mode == "search":
             y_likelihoods = self.gaussian_conditional.likelihood(quantize(y_coded, "ste", means), scales, means)
@@ -422,11 +414,10 @@ class MLIC(nn.Module):
         group = check_group or self.default_check_group()
         with self.probability_dtype(probability_dtype):
             hyper = self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains))
-            gain = None if gains is None else (gains.y, gains.y_inv)
-            y_coded = y.to(probability_dtype) if gain is None else y.to(probability_dtype) * gain[0]
+            y_coded = y.to(probability_dtype) if gains is None else y.to(probability_dtype) * gains.y
             step = EncodeStep(y_coded, self.slice_channels, self.gaussian_conditional, group,
                               z_hat if z_in_checks else None)  # fmt: skip
-            y_hat = run_slices(self, hyper, step, gain)
+            y_hat = run_slices(self, hyper, step, gains)
         return {
             "strings": [step.strings(), z_strings],
             "shape": tuple(z.shape[-2:]),
@@ -461,8 +452,7 @@ class MLIC(nn.Module):
                           check_group or self.default_check_group(), z_hat if z_in_checks else None)  # fmt: skip
         with self.probability_dtype(probability_dtype):
             gains = self.rate_gains(quality, probability_dtype)
-            gain = None if gains is None else (gains.y, gains.y_inv)
-            y_hat = run_slices(self, self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains)), step, gain)
+            y_hat = run_slices(self, self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains)), step, gains)
         step.finish()
         x_hat = self.synthesis(y_hat.float())
         if image_size is not None:

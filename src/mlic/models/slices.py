@@ -33,10 +33,11 @@ class Step(Protocol):
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor: ...
 
 
-def run_slices(model, hyper: Tensor, step: Step, gain: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def run_slices(model, hyper: Tensor, step: Step, gains=None) -> Tensor:
     """Decode (or quantise) every slice in order; returns ŷ [B, M, h, w].
 
-    ``gain`` (variable-rate models): (gain, inverse gain) [B or 1, M, 1, 1]. The step then
+    ``gains`` (variable-rate models): :class:`mlic.models.mlic.Gains`, whose ``y`` and ``y_inv``
+    ([B or 1, M, 1, 1]) are the latent's gain and inverse gain. The step then
     codes the gained latent ``y * gain`` (the caller builds it so), sees the predicted
     scales and means times the gain, and what it returns is multiplied by the inverse gain:
     the contexts always work on the decoded latent in the model's own units.
@@ -48,12 +49,12 @@ def run_slices(model, hyper: Tensor, step: Step, gain: tuple[Tensor, Tensor] | N
     m = model.M
     hyper_mu = hyper[:, m:]
     decoded: list[Tensor] = []
-    if gain is not None:
-        gains = [g.split(model.slice_channels, dim=1) for g in gain]
+    if gains is not None:
+        g_slices, ig_slices = (t.split(model.slice_channels, dim=1) for t in (gains.y, gains.y_inv))
         inner = step
 
         def step(i: int, half: str, scales: Tensor, means: Tensor) -> Tensor:
-            g, ig = gains[0][i], gains[1][i]
+            g, ig = g_slices[i], ig_slices[i]
             return inner(i, half, scales * g, means * g) * ig
 
     for i in range(model.slices):
