@@ -24,18 +24,15 @@ import sys
 import time
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from mlic.codec import compress_image, decompress_bytes  # noqa: E402
-from mlic.errors import MlicError  # noqa: E402
-from mlic.io.container import peek_header, unpack  # noqa: E402
-from mlic.io.image import ImageData  # noqa: E402
-from mlic.models import build  # noqa: E402
+from mlic.codec import compress_image, decompress_bytes
+from mlic.errors import MlicError
+from mlic.io.container import peek_header, unpack
+from mlic.io.image import ImageData
+from mlic.models import build
 
 TINY = dict(N=16, M=32, slices=4, channel_hidden=(16, 16), params_hidden=(32, 16, 16), lrp_hidden=(16, 16))
 INTERESTING = [0, 1, 2, 63, 64, 65, 127, 128, 255, 256, 4095, 65535, 65536, 1 << 20, (1 << 20) + 1,
@@ -69,6 +66,9 @@ def make_seeds(model) -> list[bytes]:
         compress_image(model, ImageData(img(20, 24), "gray")),
         compress_image(model, ImageData(img(16, 16), "rgba", 8, rng.integers(0, 256, (16, 16), dtype=np.uint8))),
         compress_image(model, ImageData(img(16, 16), "rgba", 8, np.full((16, 16), 255, np.uint8))),
+        # metadata records (version 5): their contents are opaque to mlic, their framing is not
+        compress_image(model, ImageData(img(16, 24), metadata={"icc": bytes(range(256)) * 2, "exif": b"Exif-ish" * 9,
+                                                              "xmp": b"<x:xmpmeta/>"})),
     ]
     return seeds
 
@@ -135,11 +135,14 @@ def _structural(rnd: random.Random, seed: bytes) -> tuple[bytes, str]:
 
 
 def _header_field(rnd: random.Random, seed: bytes) -> tuple[bytes, str]:
-    """Overwrite one header field with an extreme value (CRC repaired)."""
+    """Overwrite one header field with an extreme value (CRC repaired); offsets of versions 4-5
+    (docs/format.md), the metadata records' count and first tag and length of version 5."""
     n = seed[5]
-    fields = {"height": (16 + n, ">I"), "width": (20 + n, ">I"), "tile": (27 + n, ">H"), "tiles": (30 + n, ">I"),
-              "name length": (5, ">B"), "layout": (24 + n, ">B"), "depth": (25 + n, ">B"), "alpha": (26 + n, ">B"),
-              "group": (29 + n, ">B"), "metric": (6 + n, ">B"), "version": (4, ">B")}  # fmt: skip
+    fields = {"height": (17 + n, ">I"), "width": (21 + n, ">I"), "tile": (28 + n, ">H"), "tiles": (31 + n, ">I"),
+              "name length": (5, ">B"), "layout": (25 + n, ">B"), "depth": (26 + n, ">B"), "alpha": (27 + n, ">B"),
+              "group": (30 + n, ">B"), "metric": (6 + n, ">B"), "version": (4, ">B"), "quality": (7 + n, ">H"),
+              "metadata count": (35 + n, ">B"), "metadata tag": (36 + n, ">I"),
+              "metadata length": (40 + n, ">I")}  # fmt: skip
     name = rnd.choice(sorted(fields))
     off, fmt = fields[name]
     size = struct.calcsize(fmt)

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from mlic import zoo
-from mlic.codec import _to_tensor
 from mlic.io.image import read_image
+from mlic.io.tensor import rgb_to_tensor
 from mlic.io.weights import load_model
 from mlic.models.health import rate_health
 from mlic.train.data import find_images
@@ -67,7 +67,7 @@ def main() -> int:
         per_slice_tot = [[0.0, 0.0] for _ in range(model.slices)]
         for path in files:
             img = read_image(path)
-            x = _to_tensor(img.rgb)
+            x = rgb_to_tensor(img.rgb)
             px = x.shape[-2] * x.shape[-1]
             with torch.no_grad():
                 r = rate_health(model, model(x, quality))

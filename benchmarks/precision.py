@@ -27,14 +27,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from kodak_dir import add_kodak_argument, kodak_images
+
 from mlic import zoo
 from mlic.cli.common import DEFAULT_MODEL
-from mlic.codec import _to_uint8, compress_image, decode_tiles
+from mlic.codec import compress_image, decode_tiles
 from mlic.eval import psnr_rgb
 from mlic.io.container import unpack
 from mlic.io.image import read_image
+from mlic.io.tensor import tensor_to_rgb
 from mlic.models.mlic import native_bf16
 
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -51,7 +52,7 @@ def decode(path: Path, precision: str, cache: dict) -> tuple[np.ndarray, str]:
     rgb = np.empty((f.header.height, f.header.width, 3), dtype=np.uint8)
     digests = []
     for (top, left, h, w), dec in decode_tiles(f, model):
-        rgb[top : top + h, left : left + w] = _to_uint8(dec["x_hat"])
+        rgb[top : top + h, left : left + w] = tensor_to_rgb(dec["x_hat"])
         digests += dec["symbols_sha256"]
     return rgb, ",".join(digests)
 

@@ -14,7 +14,7 @@ import time
 import torch
 
 from mlic.models import build
-from mlic.train.loss import RateDistortionLoss
+from mlic.models.loss import RateDistortionLoss
 
 CONFIGS = {
     "tiny": dict(N=32, M=64, slices=4, channel_hidden=(48, 32), params_hidden=(96, 64, 48), lrp_hidden=(64, 48)),

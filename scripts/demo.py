@@ -16,7 +16,8 @@ import numpy as np
 from mlic import zoo
 from mlic.cli.main import DEFAULT_MODEL
 from mlic.codec import compress_image, decompress_bytes
-from mlic.io.image import atomic_write, read_image, write_png
+from mlic.io.files import atomic_write
+from mlic.io.image import read_image, write_png
 
 
 def main() -> int:

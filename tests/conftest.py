@@ -39,6 +39,50 @@ def weights(tmp_path_factory):
     return path
 
 
+def synthetic_photos(folder: Path, count: int, h: int, w: int, seed: int, noise: float, jpeg_every: int = 0) -> Path:
+    """``count`` synthetic training images (stripes, rings and a ramp, plus Gaussian noise): PNGs,
+    or every ``jpeg_every``-th one a JPEG. Deterministic in ``seed``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(count):
+        base = np.stack([128 + 90 * np.sin(xx / (3 + i) + i), 128 + 80 * np.cos(yy / (2 + i) + xx / 9), (xx + 3 * yy) % 256], 2)
+        img = np.clip(base + rng.normal(0, noise, base.shape), 0, 255).astype(np.uint8)
+        jpeg = jpeg_every and i % jpeg_every == 0
+        Image.fromarray(img).save(folder / f"p{i}.{'jpg' if jpeg else 'png'}")
+    return folder
+
+
+def display_p3_profile(description: str = "Display P3 (mlic test)") -> bytes:
+    """A small ICC v2 RGB matrix/TRC profile with Display P3's primaries (D50-adapted) and a 2.2
+    gamma, built here byte by byte (no profile file is committed): what a phone photo carries."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ \0\0\0\0" + s15(x) + s15(y) + s15(z)
+
+    text = description.encode("ascii") + b"\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    curv = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256)) + b"\0\0"
+    tags = [(b"desc", desc), (b"cprt", b"text\0\0\0\0CC0\0"), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+            (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
+            (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)), (b"rTRC", curv), (b"gTRC", curv), (b"bTRC", curv)]  # fmt: skip
+    table, body = bytearray(struct.pack(">I", len(tags))), bytearray()
+    start = 128 + 4 + 12 * len(tags)
+    for sig, data in tags:
+        table += sig + struct.pack(">II", start + len(body), len(data))
+        body += data + bytes(-len(data) % 4)
+    size = 128 + len(table) + len(body)
+    header = (struct.pack(">I", size) + b"\0\0\0\0" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + bytes(12) + b"acsp"
+              + bytes(4 + 4 + 4 + 4 + 8 + 4) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4 + 16 + 28))  # fmt: skip
+    assert len(header) == 128
+    return bytes(header + table + body)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -130,7 +130,7 @@ def test_no_overwrite_without_force_and_never_the_input(tmp_path, weights, capsy
 
 
 def test_interrupted_write_leaves_no_partial_output(tmp_path, weights, monkeypatch):
-    import mlic.io.image as image_io
+    import mlic.io.files as files_io
 
     src = tmp_path / "p.png"
     photo().save(src)
@@ -138,7 +138,7 @@ def test_interrupted_write_leaves_no_partial_output(tmp_path, weights, monkeypat
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(image_io.os, "fsync", boom)
+    monkeypatch.setattr(files_io.os, "fsync", boom)
     assert run("compress", src, "--weights", weights) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
 

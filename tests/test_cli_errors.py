@@ -161,3 +161,16 @@ def test_every_verb_turns_bad_values_into_one_line(files, capsys):
             failures.append(f"mlic {' '.join(a.replace(str(files['dir']), '…') for a in args)}: exit {rc} (want {code}), stderr {err[-3:]}")
     assert not failures, "\n".join(failures)
     assert not (files["dir"] / "never.mlic").exists() and not (files["dir"] / "run").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_output_silently(files):
+    """`mlic info F | head -1`: the pipe's reader is gone before mlic writes; mlic stops with
+    141 (as cat does) and says nothing, instead of "error: Broken pipe" or a traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "mlic.cli.main", "info", str(files["mlic"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader quits before anything is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == b""

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 import torch
-
 from conftest import TINY, kodak_crop
+
 from mlic.codec import compress_image, decompress_bytes, ModelMismatchError
 from mlic.errors import CodingError, DesyncError
 from mlic.io.container import READABLE_VERSIONS, VERSION, FormatError, Header, MlicFile, TileStreams, peek_header, unpack
@@ -36,13 +36,13 @@ def test_pack_unpack_round_trip_and_header_fields(model):
     assert f.tiles[0].latent == (4, 8) and f.tiles[0].hyper == (1, 2) and f.tiles[0].padding == (0, 32)
     assert len(f.tiles[0].checks) == 4  # 4 slices, one 16-bit check per slice
     assert f.to_bytes() == data
-    assert data[:4] == b"MLIC" and data[4] == VERSION == 4
+    assert data[:4] == b"MLIC" and data[4] == VERSION == 5
 
 
 def test_older_versions_are_still_read_each_with_its_own_probability_path(model, monkeypatch):
     img = _image(64, 64)
     files = {v: compress_image(model, img, version=v) for v in READABLE_VERSIONS}
-    assert [unpack(files[v]).header.version for v in READABLE_VERSIONS] == [1, 2, 3, 4]
+    assert [unpack(files[v]).header.version for v in READABLE_VERSIONS] == [1, 2, 3, 4, 5]
     used = []
     real = MLIC.decompress
 
@@ -52,9 +52,10 @@ def test_older_versions_are_still_read_each_with_its_own_probability_path(model,
 
     monkeypatch.setattr(MLIC, "decompress", spy)
     decoded = {v: decompress_bytes(files[v], model).rgb for v in READABLE_VERSIONS}
-    assert used == [torch.float32, torch.float32, torch.float64, torch.float64]  # from version 3: float64 (docs/format.md)
-    assert (decoded[1] == decoded[2]).all() and (decoded[3] == decoded[4]).all()
+    assert used == [torch.float32, torch.float32, torch.float64, torch.float64, torch.float64]  # from version 3: float64
+    assert (decoded[1] == decoded[2]).all() and (decoded[3] == decoded[4]).all() and (decoded[4] == decoded[5]).all()
     assert files[4][5:] != files[3][5:]  # version 4's quality field is 2 bytes
+    assert len(files[5]) == len(files[4]) + 1  # version 5: a metadata count (0 records)
     # version 1's checksums read as version 2 no longer match: z is part of version 2's
     f = unpack(files[1])
     f.header.version = 2
@@ -129,11 +130,19 @@ def test_forced_desync_is_detected_and_names_the_slice(model):
 
 
 def test_desync_guard_overhead_is_small_for_default_models():
-    # 0.1 bpp on a 768x512 Kodak image is 4,915 bytes; the guard must stay below 0.2 % (9.8 bytes)
+    """What the checksums add to a file, as the codec lays them out (the models' own check group,
+    the container's own encoding): at most 0.2 % of a 0.1 bpp Kodak file (4,915 bytes)."""
+    from mlic.models.slices import SymbolChecks
+
+    def tile_bytes(checks: int) -> int:
+        h = Header("mlic-plus", "mse", 1, b"\0" * 8, 64, 64, "rgb", 8, 0, 0, 1)
+        return len(MlicFile(h, [TileStreams((4, 4), (1, 1), (0, 0), b"", b"", [0] * checks)]).to_bytes())
+
     for name in ("mlic", "mlic-plus", "mlic-plusplus"):
-        slices = {"mlic": 6}.get(name, 10)
-        group = -(-slices // 4)
-        overhead = 1 + 2 * -(-slices // group)
+        m = build(name)
+        checks = SymbolChecks.count(m.slices, m.default_check_group())
+        assert 1 <= checks <= 4, (name, checks)
+        overhead = tile_bytes(checks) - tile_bytes(0) + 1  # + the count byte
         assert overhead / 4915 < 0.002, (name, overhead)
 
 

@@ -46,7 +46,7 @@ def one_line_error(capsys) -> str:
 
 
 def test_disk_full_while_writing(tmp_path, weights, monkeypatch, capsys):
-    import mlic.io.image as image_io
+    import mlic.io.files as files_io
 
     src = photo(tmp_path / "p.png")
     before = digest(src)
@@ -54,7 +54,7 @@ def test_disk_full_while_writing(tmp_path, weights, monkeypatch, capsys):
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(image_io.os, "fsync", full)
+    monkeypatch.setattr(files_io.os, "fsync", full)
     capsys.readouterr()
     assert run("compress", src, "--weights", weights) == 2
     assert "No space left on device" in one_line_error(capsys)

@@ -3,8 +3,8 @@ and header fields cannot make the reader allocate before the file proves it hold
 
 from __future__ import annotations
 
+import importlib.util
 import struct
-import sys
 import time
 import tracemalloc
 import zlib
@@ -12,12 +12,28 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mlic.codec import decompress_bytes
+from mlic.errors import MlicError
+from mlic.io.container import (
+    FormatError,
+    Header,
+    MlicFile,
+    TileStreams,
+    peek_header,
+    unpack,
+)
 
-import fuzz  # noqa: E402  (benchmarks/fuzz.py: the fuzz target and mutators)
-from mlic.codec import decompress_bytes  # noqa: E402
-from mlic.errors import MlicError  # noqa: E402
-from mlic.io.container import FormatError, Header, MlicFile, TileStreams, peek_header, unpack  # noqa: E402
+
+def _load_fuzz():
+    """benchmarks/fuzz.py (the fuzz target and mutators), loaded from its path."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("mlic_bench_fuzz", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fuzz = _load_fuzz()
 
 
 @pytest.fixture(scope="module")

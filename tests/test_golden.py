@@ -4,6 +4,7 @@ precision), to the expected pixels of each precision (tests/data/golden, scripts
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,14 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import AVX2_ONLY, data_file
 from PIL import Image
 
-from conftest import AVX2_ONLY, data_file
 from mlic import zoo
-from mlic.codec import _to_uint8, decode_tiles
+from mlic.codec import decode_tiles
 from mlic.eval import psnr_rgb
 from mlic.io.container import READABLE_VERSIONS, VERSION, peek_header, unpack
 from mlic.io.image import read_image
+from mlic.io.tensor import tensor_to_rgb
 from mlic.io.weights import load_model, model_digest
 from mlic.models import MLIC
 from mlic.models.mlic import native_bf16
@@ -70,6 +72,7 @@ def test_golden_files_exist_for_every_bundled_model_and_every_readable_version()
     if any(e.variable_rate for e in zoo.entries()):  # a quality between the levels, from the header alone
         assert any(f["quality"] != int(f["quality"]) and f["format_version"] == VERSION for f in MANIFEST["files"])
     assert {f["format_version"] for f in MANIFEST["files"]} == set(READABLE_VERSIONS)
+    assert any(f.get("metadata_sha256") and f["format_version"] == VERSION for f in MANIFEST["files"])  # an ICC profile
     for f in MANIFEST["files"]:
         for precision in ("fp32", "bf16"):
             data_file("golden", f[precision]["expected"])
@@ -92,7 +95,9 @@ def test_golden_file_decodes_exactly(golden, threads, precision):
     finally:
         torch.set_num_threads(saved)
     assert dec["symbols_sha256"] == [golden["symbols_sha256"]]  # the exact part, on every machine
-    out = _to_uint8(dec["x_hat"])
+    metadata = unpack(data).metadata  # (version 5) stored byte for byte
+    assert {k: hashlib.sha256(v).hexdigest() for k, v in metadata.items()} == golden.get("metadata_sha256", {})
+    out = tensor_to_rgb(dec["x_hat"])
     _assert_pixels_match(out, _expected(golden, precision), f"{golden['file']} ({precision})")
     assert abs(psnr_rgb(_crop(), out) - golden[precision]["psnr"]) < 0.01
 
@@ -125,7 +130,7 @@ def test_layout_optimisation_leaves_the_probability_path_bit_exact(monkeypatch):
 
     def decode() -> tuple[np.ndarray, list[str]]:
         ((_, dec),) = list(decode_tiles(unpack(data), model))
-        return _to_uint8(dec["x_hat"]), dec["symbols_sha256"]
+        return tensor_to_rgb(dec["x_hat"]), dec["symbols_sha256"]
 
     q = golden["quality"] if model.config.variable_rate else None
     fast_enc = model.compress(x, quality=q)

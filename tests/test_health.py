@@ -6,32 +6,24 @@ import csv
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import TINY
-from PIL import Image
+from conftest import TINY, synthetic_photos
 
 from mlic.io.weights import save_model
 from mlic.models import build
 from mlic.models.health import MIN_ACTIVE_Z, OUTLIER, rate_health
+from mlic.models.loss import bits_per_pixel
 from mlic.nn import scale_gradient
 from mlic.train import TrainConfig, train
 from mlic.train.data import CropStream
 from mlic.train.loop import CollapseWatch
-from mlic.train.loss import bits_per_pixel
 from mlic.train.revive import dead_z_channels, revive_hyperprior
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("health-imgs")
-    rng = np.random.default_rng(5)
-    for i in range(3):
-        yy, xx = np.mgrid[0:160, 0:200]
-        base = np.stack([128 + 90 * np.sin(xx / (3 + i)), 128 + 80 * np.cos(yy / (2 + i) + xx / 9), (xx + 3 * yy) % 256], 2)
-        Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)).save(d / f"h{i}.png")
-    return d
+    return synthetic_photos(tmp_path_factory.mktemp("health-imgs"), 3, 160, 200, seed=5, noise=12)
 
 
 def tiny(seed: int = 0):

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY, kodak_crop
+
 from mlic.codec import compress_image, decompress_bytes
 from mlic.io.image import ImageData
 from mlic.models import build
+from mlic.models.loss import RateDistortionLoss
 from mlic.models.refine import default_lr, refine_latent
-from mlic.train.loss import RateDistortionLoss
 
 
 def _tiny():

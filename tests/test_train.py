@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, synthetic_photos
 from PIL import Image
 
-from conftest import TINY
 from mlic.cli.main import main
 from mlic.train import TrainConfig, train
 from mlic.train.config import parse_crops
@@ -24,13 +24,7 @@ from mlic.train.loop import load_checkpoint
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        yy, xx = np.mgrid[0:96, 128:256]
-        base = np.stack([128 + 100 * np.sin(xx / (5 + i) + i), 128 + 90 * np.cos(yy / (4 + i)), (xx * 2 + yy) % 256], 2)
-        img = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(d / f"p{i}.{'png' if i % 2 else 'jpg'}")
+    d = synthetic_photos(tmp_path_factory.mktemp("imgs"), 4, 96, 128, seed=0, noise=6, jpeg_every=2)
     (d / "notes.txt").write_text("ignored")
     return d
 
@@ -227,3 +221,74 @@ def test_periodic_checkpoints_are_written(folder, tmp_path):
     train(tiny_config(folder, tmp_path / "run", steps=4, checkpoint_every=2), progress=False)
     assert sorted(p.name for p in (tmp_path / "run").glob("step-*.ckpt")) == ["step-2.ckpt", "step-4.ckpt"]
     assert load_checkpoint(tmp_path / "run" / "step-2.ckpt")["step"] == 2
+
+
+def test_wider_transforms_start_from_narrower_weights(folder, tmp_path):
+    """`--init` narrower weights with `--set transform_channels=W`: the wider model codes exactly
+    what the trained one did at first, its added g_a / g_s channels get gradients, it trains, and
+    its files decode; `--val none` turns validation off as the help says."""
+    import json
+
+    from mlic.io.weights import load_model
+    from mlic.models import build
+    from mlic.train.loop import _initial_weights
+
+    one = tmp_path / "one"
+    train(tiny_config(folder, one, steps=3), progress=False)
+    src_file = tmp_path / "one.safetensors"
+    assert main(["export", str(one / "last.ckpt"), "-o", str(src_file)]) == 0
+    src = load_model(src_file).eval()
+    wide = build("mlic-plus", transform_channels=24, **TINY)
+    assert build("mlic-plus", transform_channels=TINY["N"], **TINY).config == src.config  # one spelling
+    _initial_weights(wide, str(src_file))
+    assert wide.g_a[0].conv1.weight.shape[0] == 24 and wide.h_a[0].weight.shape[1] == TINY["M"]
+    x = torch.rand(1, 3, 64, 96)
+    wide.eval()
+    with torch.no_grad():
+        a, b = src(x), wide(x)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+    for k in a["likelihoods"]:
+        assert torch.allclose(a["likelihoods"][k], b["likelihoods"][k], rtol=1e-4, atol=1e-6)
+    # the added channels reach the output through weights that start at zero, so they learn from
+    # the last layer backwards: after as many steps as g_a has layers, all of them have moved
+    n = TINY["N"]
+    assert not wide.g_s[-1][0].weight[:, n:].any() and not wide.g_a[-1].weight[:, n:].any()
+    first = wide.g_a[0].conv1.weight[n:].detach().clone()
+    opt = torch.optim.Adam([p for name, p in wide.named_parameters() if name.startswith(("g_a", "g_s"))], lr=1e-3)
+    wide.train()
+    for _ in range(16):
+        opt.zero_grad()
+        out = wide(x)
+        (out["x_hat"] - x).square().mean().add(out["likelihoods"]["y"].log().mean().neg()).backward()
+        opt.step()
+    assert wide.g_s[-1][0].weight[:, n:].any() and wide.g_a[-1].weight[:, n:].any()
+    assert not torch.equal(wide.g_a[0].conv1.weight[n:], first)
+    with pytest.raises(ValueError):
+        build("mlic-plus", transform_channels=0, **TINY)
+
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
+    run = tmp_path / "wide"
+    assert main(["train", str(folder), "--model", "mlic-plus", *sets, "--set", "transform_channels=24", "--init",
+                 str(src_file), "--steps", "3", "--batch", "2", "--crop", "64", "--warmup", "0", "--precision", "fp32",
+                 "--quiet", "--checkpoint-every", "0", "--validate-every", "2", "--val", "none", "--lambda", "0.01",
+                 "--out", str(run)]) == 0  # fmt: skip
+    weights = tmp_path / "wide.safetensors"
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    assert load_model(weights).config.transform_width == 24
+    img = next(folder.glob("*.png"))
+    assert main(["compress", str(img), "-o", str(tmp_path / "w.mlic"), "--weights", str(weights), "--verify"]) == 0
+    narrow = build("mlic-plus", transform_channels=8, **TINY)
+    with pytest.raises(Exception, match="architecture differs"):
+        _initial_weights(narrow, str(src_file))
+
+
+def test_cli_defaults_are_the_config_defaults(folder, tmp_path):
+    """`mlic train` without options runs what TrainConfig() says (the defaults have one home)."""
+    from dataclasses import fields
+
+    from mlic.cli.main import build_parser, train_config
+
+    args = build_parser().parse_args(["train", str(folder), "--out", str(tmp_path / "r"), "--lambda", "0.013"])
+    cfg, default = train_config(args), TrainConfig()
+    differ = {f.name for f in fields(TrainConfig) if getattr(cfg, f.name) != getattr(default, f.name)}
+    assert differ <= {"data", "out", "val_data"}, differ  # val_data: $MLIC_VAL may set it

@@ -2,14 +2,18 @@
 
 Data path: image -> g_a -> latent -> entropy model -> symbols -> file, and back.
 
-Subpackages
------------
-entropy  probability models (factorized bottleneck for z, Gaussian conditional for y),
-         quantisation and the integer CDF tables that encoder and decoder share
-coding   the entropy coder: integer symbols + table indexes <-> bytes
-nn       building blocks (GDN, residual blocks)
-models   MLIC, MLIC+, MLIC++ and their registry
-cli      the `mlic` command
+Layers (imports only point down; tests/test_layers.py)
+------------------------------------------------------
+nn        building blocks: GDN, residual blocks, bounds, thread-invariant convolutions
+context   the three references: channel, local (checkerboard) and global contexts
+coding    the entropy coder: integer symbols + table indexes <-> bytes
+entropy   probability models (factorized bottleneck for z, Gaussian conditional for y),
+          quantisation and the integer CDF tables that encoder and decoder share
+models    MLIC, MLIC+, MLIC++, their registry, the one slice loop and the RD loss
+io        the .mlic container, images, weights, output files
+codec     images <-> .mlic bytes (tiles, alpha, desync guard); zoo: the bundled weights
+train     training; eval: measuring against classic codecs; target: size / PSNR targets
+cli       the `mlic` command
 """
 
 __version__ = "0.1.0"

@@ -19,24 +19,24 @@ from .io.container import (
     ALPHA_NONE,
     ALPHA_OPAQUE,
     ALPHA_STREAM,
+    DEFAULT_TILE,
     HASH_BYTES,
-    MAX_TILE,
     READABLE_VERSIONS,
     VERSION,
     FormatError,
     Header,
     MlicFile,
     TileStreams,
-    expected_tile_geometry,
+    check_tile,
     unpack,
 )
 from .io.image import ImageData
+from .io.tensor import rgb_to_tensor, tensor_to_rgb
 from .io.weights import model_digest
 from .models import MLIC
+from .models.config import coded_geometry
 from .models.refine import refine_latent
 from .models.slices import SymbolChecks
-
-DEFAULT_TILE = 2048
 
 
 class ModelMismatchError(MlicError):
@@ -54,17 +54,8 @@ def weights_tag(model: MLIC) -> bytes:
     return bytes.fromhex(model_digest(model))[:HASH_BYTES]
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div_(255.0).contiguous()
-
-
-def _to_uint8(x_hat: torch.Tensor) -> np.ndarray:
-    return x_hat[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 def _tile_side(h: int, w: int, tile: int) -> int:
-    if tile % 64 or not 0 < tile <= MAX_TILE:
-        raise ValueError(f"tile size must be a positive multiple of 64, at most {MAX_TILE}")
+    check_tile(tile)
     return 0 if h <= tile and w <= tile else tile
 
 
@@ -90,10 +81,13 @@ def compress_image(
     when it is "ms-ssim", else "mse"): slower encoding, a smaller or better file, the same
     decoder. ``version``: the format version to write (any readable one; older ones for tests).
     ``quality``: recorded in the header; for a variable-rate model, the rate to code at (any
-    number in its range, rounded to 1/256 as the file records it).
+    number in its range, rounded to 1/256 as the file records it). ``image.metadata`` (ICC
+    profile, EXIF, XMP) is stored as it is (version 5); drop what should not travel first.
     """
     if version not in READABLE_VERSIONS:
         raise ValueError(f"cannot write format version {version}")
+    if image.metadata and version < 5:
+        raise ValueError(f"format version {version} cannot carry metadata; use 5 or drop it")
     rate = None
     if model.config.variable_rate:
         if version < 4:
@@ -114,10 +108,10 @@ def compress_image(
     options = coding_options(version)
     tiles = []
     for top, left, th, tw in header.tiles():
-        x = _to_tensor(image.rgb[top : top + th, left : left + tw])
+        x = rgb_to_tensor(image.rgb[top : top + th, left : left + tw])
         y = refine_latent(model, x, lmbda, refine, metric=search_metric, quality=rate) if refine else None
         enc = model.compress(x, check_group=header.check_group, y=y, quality=rate, **options)
-        latent, hyper, padding = expected_tile_geometry(th, tw)
+        latent, hyper, padding = coded_geometry(th, tw)
         assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
         streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
         if verify:
@@ -135,7 +129,7 @@ def compress_image(
         else:
             header.alpha = ALPHA_STREAM
             alpha = zlib.compress(np.ascontiguousarray(image.alpha, dtype=np.uint8).tobytes(), 9)
-    return MlicFile(header, tiles, alpha).to_bytes()
+    return MlicFile(header, tiles, alpha, dict(image.metadata)).to_bytes()
 
 
 def check_model(header: Header, model: MLIC) -> None:
@@ -211,13 +205,13 @@ def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
     tiles = decode_tiles(f, model)  # checks first
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     for (top, left, th, tw), dec in tiles:
-        rgb[top : top + th, left : left + tw] = _to_uint8(dec["x_hat"])
+        rgb[top : top + th, left : left + tw] = tensor_to_rgb(dec["x_hat"])
     alpha = None
     if header.alpha == ALPHA_OPAQUE:
         alpha = np.full((header.height, header.width), 255, dtype=np.uint8)
     elif header.alpha == ALPHA_STREAM:
         alpha = _decode_alpha(header, f.alpha)
-    return ImageData(rgb, header.layout, header.bit_depth, alpha)
+    return ImageData(rgb, header.layout, header.bit_depth, alpha, dict(f.metadata))
 
 
 def decompress_bytes(data: bytes, model: MLIC) -> ImageData:

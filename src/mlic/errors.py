@@ -15,3 +15,8 @@ class TableError(MlicError):
 
 class DesyncError(CodingError):
     """The decoder's probability model drifted from the encoder's: symbols no longer match."""
+
+
+class OutputError(MlicError):
+    """An output file cannot be written: it exists (and overwriting was not asked for), or its
+    folder refuses it."""

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .codec import DEFAULT_TILE, _tile_side, _to_tensor, compress_image, decompress_bytes
+from .codec import DEFAULT_TILE, _tile_side, compress_image, decompress_bytes
 from .errors import MlicError
 from .eval.metrics import psnr_rgb
 from .io.container import Header
 from .io.image import ImageData
+from .io.tensor import rgb_to_tensor
 from .models.mlic import QUALITY_SCALE
 
 SIZE_TOLERANCE = 0.07  # a size target is met from below within 7 % when the range allows
@@ -57,7 +58,7 @@ class _Estimate:
         self.tiles = []
         with torch.no_grad():
             for top, left, th, tw in header.tiles():
-                x = _to_tensor(image.rgb[top : top + th, left : left + tw])
+                x = rgb_to_tensor(image.rgb[top : top + th, left : left + tw])
                 self.tiles.append((x, model.analysis(x)))
         self.pixels = image.height * image.width
         self.cache: dict[int, tuple[float, float]] = {}

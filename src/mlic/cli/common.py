@@ -9,6 +9,7 @@ from typing import Callable
 from ..models.config import PRECISIONS
 
 EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` when its reader quits
 DEFAULT_MODEL = "mlic-plus"
 
 

@@ -99,7 +99,6 @@ def _qualities(asked: list[float] | None, low: float, high: float) -> list[float
 def _cmd_eval(args) -> int:
     from ..eval.results import save_results
     from ..eval.runner import model_codec, run_points
-
     from ..models.mlic import resolve_precision
 
     _set_threads(args.threads)
@@ -208,7 +207,7 @@ def _cmd_plot(args) -> int:
 def _cmd_report(args) -> int:
     from ..eval.report import build_report
     from ..eval.results import load_results
-    from ..io.image import atomic_write
+    from ..io.files import atomic_write
 
     _set_threads(args.threads)
     out_dir = Path(args.output)

@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import MlicError
 from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     DEFAULT_MODEL,
+    EXIT_BROKEN_PIPE,
     EXIT_BUG,
     EXIT_INPUT,
     EXIT_INTERRUPT,
@@ -27,9 +28,9 @@ from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     UsageError,
     _Parser,
     _progress,
+    _set_threads,
     add_precision,
     check_precision,
-    _set_threads,
     step_count,
     thread_count,
 )
@@ -131,13 +132,22 @@ def _encoder_model(args):
 
 def _cmd_compress(args) -> int:
     from ..codec import compress_image
-    from ..io.container import MAX_TILE
-    from ..io.image import atomic_write, read_image
+    from ..io.container import check_tile
+    from ..io.files import atomic_write
+    from ..io.image import read_image
 
     _set_threads(args.threads)
     check_precision(args.precision)
-    if args.tile <= 0 or args.tile % 64 or args.tile > MAX_TILE:
-        raise UsageError(f"--tile must be a positive multiple of 64, at most {MAX_TILE}")
+    try:
+        check_tile(args.tile)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
+    from ..io.metadata import parse_keep
+
+    try:
+        keep = parse_keep(args.metadata)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric, search = _encoder_model(args)
 
@@ -151,6 +161,12 @@ def _cmd_compress(args) -> int:
 
     def one(src: Path, dst: Path) -> str:
         image = read_image(src)
+        if image.frames > 1:
+            if args.strict:
+                raise MlicError(f"{src}: has {image.frames} frames; mlic codes still images (drop --strict to code "
+                                "the first frame)")  # fmt: skip
+            print(f"mlic: note: {src} has {image.frames} frames; only the first is coded", file=sys.stderr)
+        image.metadata = {k: v for k, v in image.metadata.items() if k in keep}
         reached = ""
         if args.target_bytes is not None or args.target_bpp is not None or target_psnr is not None:
             from ..target import compress_to_target
@@ -237,7 +253,8 @@ def _cmd_decompress(args) -> int:
 
 # -- info, zoo --------------------------------------------------------------------
 def _cmd_info(args) -> int:
-    from ..io.container import FormatError, peek_header, unpack
+    from ..io.container import FormatError, peek, unpack
+    from ..io.metadata import icc_description
 
     data = _read_mlic(Path(args.file))
     try:
@@ -246,8 +263,8 @@ def _cmd_info(args) -> int:
     except FormatError:
         f = None
         intact = False
-        header = peek_header(data)  # still raises on a hopeless header
-    header = f.header if f else header
+    shown = f or peek(data)  # the header and metadata; still raises on a hopeless header
+    header = shown.header
     info = {
         "file": args.file,
         "bytes": len(data),
@@ -267,6 +284,9 @@ def _cmd_info(args) -> int:
         "check_group": header.check_group,
         "bpp": 8 * len(data) / (header.width * header.height),
     }
+    icc = shown.metadata.get("icc")
+    info["icc_profile"] = (icc_description(icc) or "unnamed") + f" ({len(icc):,} bytes)" if icc else "none"
+    info["metadata"] = ", ".join(f"{k} {len(v):,} bytes" for k, v in shown.metadata.items()) or "none"
     if f:
         info["z_bytes"] = sum(len(t.z) for t in f.tiles)
         info["y_bytes"] = sum(len(t.y) for t in f.tiles)
@@ -316,7 +336,7 @@ def _cmd_convert_official(args) -> int:
 
 def _variable_rate_levels(spec: str, metric: str) -> dict:
     """``"2-6"`` -> the model overrides of a variable-rate model over those ladder qualities."""
-    from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
+    from ..models.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
 
     ladder = MSE_LAMBDAS if metric == "mse" else MSSSIM_LAMBDAS
     low, _, high = spec.partition("-")
@@ -330,6 +350,17 @@ def _variable_rate_levels(spec: str, metric: str) -> dict:
 
 
 def _cmd_train(args) -> int:
+    cfg = train_config(args)
+    from ..train.loop import train
+
+    last = train(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"checkpoint: {last}")
+    return EXIT_OK
+
+
+def train_config(args):
+    """The run ``mlic train`` asks for (a checked ``TrainConfig``): what the options say, the
+    dataclass's defaults for the rest, or the saved run's configuration with ``--resume``."""
     from ..train.config import TrainConfig
 
     check_precision(args.precision)
@@ -352,7 +383,7 @@ def _cmd_train(args) -> int:
         raise UsageError("give --lambda, --quality or --variable-rate")
     lmbda = args.lmbda
     if args.quality is not None:
-        from ..train.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
+        from ..models.loss import MSE_LAMBDAS, MSSSIM_LAMBDAS
 
         ladder = MSE_LAMBDAS if args.metric == "mse" else MSSSIM_LAMBDAS
         if not 1 <= args.quality <= len(ladder):
@@ -360,10 +391,10 @@ def _cmd_train(args) -> int:
         lmbda = ladder[args.quality - 1]
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
-        lmbda=lmbda or 0.0, steps=100_000 if args.steps is None else args.steps, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
+        lmbda=lmbda or 0.0, steps=TrainConfig.steps if args.steps is None else args.steps, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
         z_warmup=args.z_warmup, revive_z=args.revive_z,
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
-        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data=args.val or "",
+        checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data="" if args.val in (None, "", "none") else args.val,
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
         pyramid=args.pyramid, crop_candidates=args.crop_candidates,
         downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic,
@@ -380,11 +411,7 @@ def _cmd_train(args) -> int:
         cfg.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from ..train.loop import train
-
-    last = train(cfg, resume=args.resume, progress=not args.quiet)
-    print(f"checkpoint: {last}")
-    return EXIT_OK
+    return cfg
 
 
 def _cmd_export(args) -> int:
@@ -396,6 +423,7 @@ def _cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..io.container import DEFAULT_TILE, MAX_TILE, PAD  # torch-free
     p = _Parser(prog="mlic", description="MLIC, MLIC+ and MLIC++ learned image codecs.")
     p.add_argument("--version", action="version", version=f"mlic {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -416,9 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search the quality for the smallest file whose PSNR-RGB is at least P dB")
     c.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"), help="bundled model's training metric")
     c.add_argument("--weights", help="weights file (.safetensors) instead of a bundled model")
-    c.add_argument("--tile", type=int, default=2048,
-                   help="code larger images in tiles of this many pixels (multiple of 64, at most 4096)")
+    c.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"code larger images in tiles of this many pixels (multiple of {PAD}, at most {MAX_TILE}; "
+                        "default %(default)s)")
     c.add_argument("--verify", action="store_true", help="decode each result again and check it is exact")
+    c.add_argument("--metadata", default="icc", metavar="WHAT",
+                   help="what travels besides the pixels: none, all, or a comma-separated list of icc (the "
+                        "colour profile), exif (orientation then 1, as it is applied to the pixels), xmp "
+                        "(default icc)")
+    c.add_argument("--strict", action="store_true",
+                   help="refuse animated and multi-page inputs (exit 2) instead of coding their first frame")
     c.add_argument("--refine", type=step_count, default=0, metavar="STEPS",
                    help="encoder-side latent search: STEPS gradient steps per tile (slower encoding, "
                         "smaller files at equal quality; any decoder reads them)")
@@ -447,42 +482,48 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="list bundled models and qualities", description="List bundled models and qualities.")
     z.set_defaults(func=_cmd_zoo)
 
+    from ..train.config import TrainConfig  # torch-free: the defaults below are the dataclass's
+
+    D = TrainConfig()
     t = sub.add_parser("train", help="train a model on image folders",
                        description="Train (or resume) a model with the rate-distortion loss; runs under torchrun "
                        "for data-parallel training (gloo on CPU, NCCL on GPUs).")  # fmt: skip
     t.add_argument("data", nargs="+", help="folders of PNG, JPEG or WebP images (searched recursively)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, config.json)")
-    t.add_argument("--model", default=DEFAULT_MODEL, help=f"model family (default {DEFAULT_MODEL})")
+    t.add_argument("--model", default=D.model, help=f"model family (default {D.model})")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model config field, e.g. --set N=64")
-    t.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
+    t.add_argument("--metric", default=D.metric, choices=("mse", "ms-ssim"))
     t.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off")
     t.add_argument("--quality", type=int, help="1-6: lambda from the spec's ladder for --metric")
     t.add_argument("--variable-rate", nargs="?", const="2-6", metavar="LOW-HIGH",
                    help="one model for the ladder qualities LOW-HIGH (default 2-6) with gain units; each "
                         "image of a batch trains at a random level")
-    t.add_argument("--steps", type=int, help="total optimisation steps (default 100000; with --resume: as saved)")
-    t.add_argument("--batch", type=int, default=8, help="global batch size")
-    t.add_argument("--crop", default="256", help="crop schedule, e.g. 256 or 256,512@0.8")
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--aux-lr", type=float, default=1e-3, help="Adam learning rate of the bottleneck quantiles")
-    t.add_argument("--warmup", type=int, default=1000, help="linear warm-up steps")
-    t.add_argument("--z-warmup", type=int, default=0,
+    t.add_argument("--steps", type=int, help=f"total optimisation steps (default {D.steps}; with --resume: as saved)")
+    t.add_argument("--batch", type=int, default=D.batch, help="global batch size (default %(default)s)")
+    t.add_argument("--crop", default=D.crops, help="crop schedule, e.g. 256 or 256,512@0.8 (default %(default)s)")
+    t.add_argument("--lr", type=float, default=D.lr, help="Adam learning rate (default %(default)s)")
+    t.add_argument("--aux-lr", type=float, default=D.aux_lr,
+                   help="Adam learning rate of the bottleneck quantiles (default %(default)s)")
+    t.add_argument("--warmup", type=int, default=D.warmup, help="linear warm-up steps (default %(default)s)")
+    t.add_argument("--z-warmup", type=int, default=D.z_warmup,
                    help="steps over which the z rate's pull on the encoder rises from 0 to full (keeps the "
                         "hyperprior alive; 0 = full from the start)")
-    t.add_argument("--lr-drops", default="0.9:0.3,0.97:0.1", help="FRACTION:FACTOR of the base LR, comma-separated")
-    t.add_argument("--seed", type=int, default=0, help="data order and initialisation (use a new one with --init)")
+    t.add_argument("--lr-drops", default=D.lr_drops,
+                   help="FRACTION:FACTOR of the base LR, comma-separated (default %(default)s)")
+    t.add_argument("--seed", type=int, default=D.seed, help="data order and initialisation (use a new one with --init)")
     add_precision(t)
     t.add_argument("--threads", type=thread_count, help="CPU threads per process")
-    t.add_argument("--checkpoint-every", type=int, default=1000)
-    t.add_argument("--validate-every", type=int, default=1000)
+    t.add_argument("--checkpoint-every", type=int, default=D.checkpoint_every, help="steps (default %(default)s; 0: none)")
+    t.add_argument("--validate-every", type=int, default=D.validate_every, help="steps (default %(default)s)")
     t.add_argument("--val", default=os.environ.get("MLIC_VAL"),
                    help="validation folder (default: $MLIC_VAL; none: no validation)")
-    t.add_argument("--val-images", type=int, default=4, help="validation images compressed for real")
-    t.add_argument("--log-every", type=int, default=10, help="steps between rows of log.csv")
-    t.add_argument("--max-side", type=int, default=0, help="downsample larger sources 2x (repeatedly) below this side")
+    t.add_argument("--val-images", type=int, default=D.val_images, help="validation images compressed for real")
+    t.add_argument("--log-every", type=int, default=D.log_every, help="steps between rows of log.csv")
+    t.add_argument("--max-side", type=int, default=D.max_side,
+                   help="downsample larger sources 2x (repeatedly) below this side (0: never)")
     t.add_argument("--keep-jpeg-size", action="store_true", help="do not downsample JPEG sources 2x on loading")
-    t.add_argument("--pyramid", type=int, default=1, help="also train on each source at 1/2, 1/4, ... (levels in all)")
-    t.add_argument("--crop-candidates", type=int, default=1,
+    t.add_argument("--pyramid", type=int, default=D.pyramid, help="also train on each source at 1/2, 1/4, ... (levels in all)")
+    t.add_argument("--crop-candidates", type=int, default=D.crop_candidates,
                    help="crop positions drawn per item; the most detailed is kept (1 = uniform crops)")
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
     t.add_argument("--revive-z", action="store_true",
@@ -525,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"mlic: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of our output went away (`mlic info F | head -1`): as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit flush must not fail too
+        return EXIT_BROKEN_PIPE
     except (MlicError, OSError) as exc:
         if args.debug:
             traceback.print_exc()

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._torch_internals import version_key
 from ..coding import CdfTables
 from ..errors import TableError
 from ..coding.tables import pack_tables
@@ -46,7 +47,7 @@ class TabledEntropyModel(nn.Module):
         """The tables as :class:`mlic.coding.CdfTables`, rebuilt only when the buffers change."""
         if not self.has_tables:
             raise TableError(f"{type(self).__name__} has no coding tables; call update() first")
-        key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in (self.cdf, self.cdf_length, self.offset))
+        key = tuple(version_key(t) for t in (self.cdf, self.cdf_length, self.offset))
         if self._coder_tables is None or self._coder_tables[0] != key:
             tables = CdfTables(self.cdf.cpu().numpy(), self.cdf_length.cpu().numpy(), self.offset.cpu().numpy())
             self._coder_tables = (key, tables)

@@ -89,7 +89,7 @@ def render(results: list[Results], fmt: str = "svg", **kw) -> bytes:
 
 
 def save_plot(results: list[Results], path: str | Path, force: bool = False, **kw) -> Path:
-    from ..io.image import atomic_write
+    from ..io.files import atomic_write
 
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")

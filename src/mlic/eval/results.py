@@ -107,7 +107,7 @@ def load_results(path: str | Path) -> Results:
 
 
 def save_results(results: Results, path: str | Path, force: bool = True) -> Path:
-    from ..io.image import atomic_write
+    from ..io.files import atomic_write
 
     text = json.dumps(results.to_json(), indent=2, allow_nan=False) + "\n"
     return atomic_write(Path(path), lambda f: f.write(text.encode()), force=force)

@@ -102,6 +102,7 @@ def model_codec(model, *, estimate: bool = False, quality: float = 0, metric: st
     import torch
 
     from ..codec import compress_image, decompress_bytes
+    from ..io.tensor import rgb_to_tensor, tensor_to_rgb
 
     def real(rgb: np.ndarray) -> Coded:
         t0 = time.perf_counter()
@@ -112,13 +113,13 @@ def model_codec(model, *, estimate: bool = False, quality: float = 0, metric: st
         return Coded(8.0 * len(data), out.rgb, t1 - t0, t2 - t1)
 
     def estimated(rgb: np.ndarray) -> Coded:
-        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float().div_(255.0)
+        x = rgb_to_tensor(rgb)
         model.eval()
         t0 = time.perf_counter()
         with torch.no_grad():
             out = model(x, quality if model.config.variable_rate else None)
         bits = sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
-        dec = out["x_hat"][0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        dec = tensor_to_rgb(out["x_hat"])
         return Coded(bits, dec, time.perf_counter() - t0, 0.0)
 
     return estimated if estimate else real

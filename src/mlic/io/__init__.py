@@ -1,4 +1,5 @@
-"""Reading and writing things on disk: model weights (safetensors), .mlic files, images
+"""Reading and writing things on disk: the .mlic container, images, model weights
+(safetensors), output files (one atomic writer) and the pixel <-> tensor conversion
 (exports imported on first use)."""
 
 from .._lazy import lazy_exports

@@ -12,20 +12,24 @@ import zlib
 from dataclasses import dataclass, field
 
 from ..errors import MlicError
-from ..models.config import QUALITY_SCALE, quality_code
+from ..models.config import PAD, QUALITY_SCALE, coded_geometry, quality_code
 
 MAGIC = b"MLIC"
-VERSION = 4  # written; versions 1-3 are still read (docs/format.md, "Versions")
-READABLE_VERSIONS = (1, 2, 3, 4)
+VERSION = 5  # written; versions 1-4 are still read (docs/format.md, "Versions")
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 # version 4 records the quality in 1/256 steps (16 bits, QUALITY_SCALE); earlier ones a whole number (8 bits)
 MIN_TILE_RECORD = 8 + 2 + 4 + 4 + 1  # shapes, padding, two stream lengths, checksum count
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 30  # documented limit: about 1 gigapixel
 MAX_SIDE = 1 << 20
 MAX_TILE = 4096  # largest tile side (and largest side of a one-tile image): bounds decoding memory
+DEFAULT_TILE = 2048  # what encoders use unless told otherwise
 METRICS = {0: "mse", 1: "ms-ssim", 255: "custom"}
 LAYOUTS = {1: "gray", 3: "rgb", 4: "rgba"}
 ALPHA_NONE, ALPHA_OPAQUE, ALPHA_STREAM = 0, 1, 2
+# Metadata records (version 5): tag, and the largest size a reader accepts (an ICC profile of
+# a camera or display is 0.5-60 KB, a printer's up to a few MB; EXIF fits one JPEG segment).
+METADATA = {"icc": (b"ICCP", 4 << 20), "exif": (b"EXIF", 1 << 16), "xmp": (b"XMP ", 1 << 20)}
 
 
 class FormatError(MlicError):
@@ -73,16 +77,18 @@ class MlicFile:
     header: Header
     tiles: list[TileStreams]
     alpha: bytes = b""  # zlib-compressed alpha plane when header.alpha == ALPHA_STREAM
+    # what the image carried besides pixels, stored as it was: "icc" (colour profile), "exif",
+    # "xmp" (version 5; kept in METADATA's order, each at most once)
+    metadata: dict[str, bytes] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return pack(self)
 
 
-def expected_tile_geometry(h: int, w: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    """(latent, hyper, padding) of a tile of h x w pixels padded to a multiple of 64."""
-    ph, pw = (-h) % 64, (-w) % 64
-    H, W = h + ph, w + pw
-    return (H // 16, W // 16), (H // 64, W // 64), (ph, pw)
+def check_tile(tile: int) -> None:
+    """A tile side an encoder may use: a positive multiple of 64, at most MAX_TILE (ValueError)."""
+    if tile % PAD or not 0 < tile <= MAX_TILE:
+        raise ValueError(f"tile size must be a positive multiple of {PAD}, at most {MAX_TILE}")
 
 
 def _metric_code(metric: str) -> int:
@@ -122,6 +128,7 @@ def pack(f: MlicFile) -> bytes:
     out += struct.pack(">B", _metric_code(h.metric)) + _pack_quality(h.quality, h.version) + h.weights_hash
     out += struct.pack(">IIBBBHBI", h.height, h.width, _layout_code(h.layout), h.bit_depth, h.alpha,
                        h.tile, h.check_group, len(f.tiles))  # fmt: skip
+    out += _pack_metadata(f.metadata, h.version)
     for t in f.tiles:
         out += struct.pack(">HHHHBB", *t.latent, *t.hyper, *t.padding)
         out += struct.pack(">I", len(t.z)) + t.z
@@ -131,6 +138,45 @@ def pack(f: MlicFile) -> bytes:
         out += struct.pack(">I", len(f.alpha)) + f.alpha
     out += struct.pack(">I", zlib.crc32(out))
     return bytes(out)
+
+
+def _pack_metadata(metadata: dict[str, bytes], version: int) -> bytes:
+    unknown = set(metadata) - set(METADATA)
+    if unknown:
+        raise ValueError(f"unknown metadata {sorted(unknown)} (known: {', '.join(METADATA)})")
+    if version < 5:
+        if metadata:
+            raise ValueError(f"format version {version} cannot carry metadata ({', '.join(metadata)}); use 5")
+        return b""
+    out = bytearray()
+    records = [(key, metadata[key]) for key in METADATA if metadata.get(key)]
+    out += struct.pack(">B", len(records))
+    for key, data in records:
+        tag, limit = METADATA[key]
+        if len(data) > limit:
+            raise ValueError(f"{key} metadata of {len(data):,} bytes is over the {limit:,}-byte limit")
+        out += tag + struct.pack(">I", len(data)) + data
+    return bytes(out)
+
+
+def _parse_metadata(r: "_Reader") -> dict[str, bytes]:
+    (count,) = r.unpack(">B", "metadata count")
+    if count > len(METADATA):
+        raise FormatError(f"{count} metadata records (at most {len(METADATA)})")
+    by_tag = {tag: (i, key, limit) for i, (key, (tag, limit)) in enumerate(METADATA.items())}
+    out, last = {}, -1
+    for _ in range(count):
+        tag = r.take(4, "metadata tag")
+        (length,) = r.unpack(">I", "metadata length")
+        if tag not in by_tag:
+            raise FormatError(f"unknown metadata record {tag!r}")
+        order, key, limit = by_tag[tag]
+        if order <= last:
+            raise FormatError("metadata records repeated or out of order")
+        if length == 0 or length > limit:
+            raise FormatError(f"{key} metadata length {length:,} is outside 1-{limit:,}")
+        out[key], last = r.take(length, f"{key} metadata"), order
+    return out
 
 
 class _Reader:
@@ -150,7 +196,12 @@ class _Reader:
 
 def peek_header(data: bytes) -> Header:
     """Parse and validate only the header (no CRC check): for `mlic info` on damaged files."""
-    return _parse(data, verify_crc=False, header_only=True).header
+    return peek(data).header
+
+
+def peek(data: bytes) -> MlicFile:
+    """The header and the metadata records, validated, without the tiles (no CRC check)."""
+    return _parse(data, verify_crc=False, header_only=True)
 
 
 def unpack(data: bytes) -> MlicFile:
@@ -196,12 +247,13 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
         raise FormatError("invalid bit depth or alpha mode")
     if (alpha != ALPHA_NONE) != (LAYOUTS[layout] == "rgba"):
         raise FormatError("alpha mode does not match the channel layout")
-    if tile % 64 or group == 0:
+    if tile % PAD or group == 0:
         raise FormatError("invalid tile size or checksum group")
     if tile > MAX_TILE or (tile == 0 and max(height, width) > MAX_TILE):
         raise FormatError(f"tiles larger than {MAX_TILE} pixels a side are not supported (decoding memory limit)")
     header = Header(model, METRICS[metric_code], quality, weights_hash, height, width, LAYOUTS[layout],
                     depth, alpha, tile, group, version)  # fmt: skip
+    metadata = _parse_metadata(r) if version >= 5 else {}
     side = tile or max(height, width)
     implied = -(-height // side) * -(-width // side)  # counted before any tile list is built
     if n_tiles != implied:
@@ -210,11 +262,11 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
         raise FormatError(f"file is too short for its {n_tiles} tiles (truncated)")
     regions = header.tiles()
     if header_only:
-        return MlicFile(header, [])
+        return MlicFile(header, [], metadata=metadata)
     tiles = []
     for _, _, th, tw in regions:
         ly, lx, hy, hx, pb, pr = r.unpack(">HHHHBB", "tile header")
-        latent, hyper, padding = expected_tile_geometry(th, tw)
+        latent, hyper, padding = coded_geometry(th, tw)
         if (ly, lx) != latent or (hy, hx) != hyper or (pb, pr) != padding:
             raise FormatError("tile shapes do not match the image size")
         (zl,) = r.unpack(">I", "z length")
@@ -230,4 +282,4 @@ def _parse(data: bytes, verify_crc: bool, header_only: bool) -> MlicFile:
         alpha_bytes = r.take(al, "alpha stream")
     if verify_crc and r.pos != len(data):
         raise FormatError(f"{len(data) - r.pos} unexpected trailing bytes")
-    return MlicFile(header, tiles, alpha_bytes)
+    return MlicFile(header, tiles, alpha_bytes, metadata)

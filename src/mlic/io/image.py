@@ -14,16 +14,17 @@ palette ``P``               RGB                               RGB PNG
 CMYK, YCbCr, LAB, HSV       converted to RGB                  RGB PNG
 ==========================  ===============================  ==========================
 
-EXIF orientation is applied before coding. Colour profiles are not carried.
-16-bit RGB files are read by Pillow at 8 bits per channel.
+EXIF orientation is applied before coding. The ICC profile, EXIF (orientation then 1) and XMP
+are read into ``ImageData.metadata`` and written back into decoded PNGs byte for byte
+(:mod:`mlic.io.metadata`); which of them a file keeps is the encoder's choice (``--metadata``).
+Of a multi-frame image (GIF, APNG, WebP, TIFF pages) the first frame is read; ``frames`` says
+how many there were. 16-bit RGB files are read by Pillow at 8 bits per channel.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MlicError
 from .container import MAX_PIXELS
+from .files import atomic_write
+from .metadata import from_pil as metadata_from_pil
+from .metadata import pil_save_options
 
 # Pillow's decompression-bomb guard stops at ~179 MP; our documented limit is the container's.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -46,6 +50,8 @@ class ImageData:
     layout: str = "rgb"  # "gray", "rgb" or "rgba"
     bit_depth: int = 8
     alpha: np.ndarray | None = None  # [H, W] uint8 when layout == "rgba"
+    metadata: dict[str, bytes] = field(default_factory=dict)  # "icc", "exif", "xmp" (io.metadata)
+    frames: int = 1  # frames of the source (only the first is coded)
 
     @property
     def height(self) -> int:
@@ -94,9 +100,11 @@ def read_image(path: str | Path) -> ImageData:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img = ImageOps.exif_transpose(img)
-                img.load()
-                data = from_pil(img)
+                upright = ImageOps.exif_transpose(img)
+                upright.load()
+                data = from_pil(upright)
+                data.metadata = metadata_from_pil(img, upright, data.layout)
+                data.frames = int(getattr(img, "n_frames", 1))
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -122,43 +130,7 @@ def to_pil(data: ImageData) -> Image.Image:
     return Image.fromarray(data.rgb)
 
 
-def new_file_mode() -> int:
-    """The permissions a plainly created file would get (0666 less the umask); mkstemp uses 0600."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: str | Path, write, force: bool = False) -> Path:
-    """Create ``path`` through a temporary file in the same folder and an atomic rename.
-
-    ``write(fileobj)`` fills the temporary file. An existing ``path`` is never
-    replaced unless ``force``; an interruption leaves no partial output.
-    """
-    path = Path(path)
-    if path.exists() and not force:
-        raise ImageError(f"{path} exists; use --force to overwrite")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise ImageError(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    try:
-        os.chmod(tmp, new_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_png(path: str | Path, data: ImageData, force: bool = False) -> Path:
     img = to_pil(data)
-    return atomic_write(path, lambda f: img.save(f, format="PNG"), force=force)
+    options = pil_save_options(data.metadata)
+    return atomic_write(path, lambda f: img.save(f, format="PNG", **options), force=force)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from .._torch_internals import version_key
 from ..errors import MlicError
-from .image import new_file_mode
 from ..models import MLIC, MLICConfig
+from .files import atomic_write
 
 FORMAT = "mlic-weights"
 FORMAT_VERSION = "1"
@@ -48,7 +47,7 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 def model_digest(model: MLIC) -> str:
     """The digest of ``model``'s current weights (cached while they stay unchanged)."""
     state = model.state_dict()
-    key = tuple((k, v.data_ptr(), v._version) for k, v in state.items())
+    key = tuple((k, version_key(v)) for k, v in state.items())
     cached = getattr(model, "_digest_cache", None)
     if cached is None or cached[0] != key:
         cached = (key, state_digest(state))
@@ -96,15 +95,8 @@ def save_model(model: MLIC, path: str | Path, metadata: dict[str, str] | None = 
         "storage": "float16" if half else "float32",
     }
     meta.update(metadata or {})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = save(tensors, metadata=meta)
+    atomic_write(path, lambda f: f.write(data), force=True)
     return path
 
 
@@ -151,5 +143,5 @@ def load_model(path: str | Path) -> MLIC:
         first = str(exc).strip().splitlines()[0]
         raise WeightsError(f"{path}: weights do not match the configuration ({first})") from None
     model.eval()
-    model._digest_cache = (tuple((k, v.data_ptr(), v._version) for k, v in model.state_dict().items()), digest)
+    model._digest_cache = (tuple((k, version_key(v)) for k, v in model.state_dict().items()), digest)
     return model

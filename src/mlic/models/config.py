@@ -10,6 +10,18 @@ from dataclasses import asdict, dataclass, replace
 # hardware has native bf16 kernels, else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
 
+# g_a downsamples by 16 and h_a by 4 more: inputs are padded right/bottom to a multiple of 64 (§3.5)
+PAD = 64
+LATENT_STRIDE = 16
+
+
+def coded_geometry(h: int, w: int) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(latent y, hyper-latent z, padding) sizes of an h x w image: the one place they are derived."""
+    ph, pw = (-h) % PAD, (-w) % PAD
+    H, W = h + ph, w + pw
+    return (H // LATENT_STRIDE, W // LATENT_STRIDE), (H // PAD, W // PAD), (ph, pw)
+
+
 QUALITY_SCALE = 256  # qualities are recorded in steps of 1/256 (docs/format.md, version 4)
 
 
@@ -45,6 +57,8 @@ class MLICConfig:
     rate_lambdas: tuple[float, ...] = ()
     first_quality: int = 1
     z_gains: bool = False  # variable rate: gain units on the hyper-latent z too, per level
+    # Width of g_a and g_s when it differs from N (which stays the hyper-latent's width); None = N.
+    transform_channels: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("N", "M", "slices", "local_heads", "intra_heads", "window"):
@@ -70,6 +84,11 @@ class MLICConfig:
             raise ValueError(f"first_quality must be a whole number in 0-{256 - max(len(lambdas), 1)}, not {self.first_quality!r}")
         if not isinstance(self.z_gains, bool) or (self.z_gains and not lambdas):
             raise ValueError("z_gains must be true or false, and true only with rate_lambdas")
+        width = self.transform_channels
+        if width is not None and not (isinstance(width, int) and not isinstance(width, bool) and width > 0):
+            raise ValueError(f"transform_channels must be a positive whole number or null, not {width!r}")
+        if width == self.N:  # one spelling per architecture
+            object.__setattr__(self, "transform_channels", None)
         if not isinstance(self.legacy, bool):
             raise ValueError(f"legacy must be true or false, not {self.legacy!r}")
         if self.M % self.slices:
@@ -91,11 +110,19 @@ class MLICConfig:
         return self.first_quality, self.first_quality + len(self.rate_lambdas) - 1
 
     @property
+    def transform_width(self) -> int:
+        """Channels inside g_a and g_s."""
+        return self.transform_channels or self.N
+
+    @property
     def slice_channels(self) -> int:
         return self.M // self.slices
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["transform_channels"] is None:  # files of models without the field stay as they were
+            del d["transform_channels"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "MLICConfig":

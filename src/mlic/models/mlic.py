@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._torch_internals import cpu_has_native_bf16
 from ..context.channel import ChannelContext
+from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
 from ..context.global_inter import GlobalInterContext
 from ..context.global_intra import GlobalIntraContext
 from ..context.local import CheckerboardWindowAttention, StackedCheckerboardConv
@@ -37,12 +39,10 @@ from ..entropy import EntropyBottleneck, GaussianConditional
 from ..entropy.quantize import quantize
 from ..nn import scale_gradient
 from ..nn.invariant import make_thread_invariant
-from ..context.checkerboard import ANCHOR, NONANCHOR, keep, squeeze, unsqueeze
-from .config import PRECISIONS, QUALITY_SCALE, MLICConfig, quality_code
+from .config import PAD, PRECISIONS, QUALITY_SCALE, MLICConfig, coded_geometry, quality_code
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
 from .transforms import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 
-PAD = 64  # g_a/h_a downsample by 64 in total (§3.5)
 # What the decoder recomputes to find each symbol's table: in float64 when coding (format
 # version 3), so that other kernels (AVX2 vs AVX-512, another library build) move its values
 # by about 1e-12 instead of 1e-6 and pick the encoder's tables (docs/determinism.md).
@@ -61,7 +61,7 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
@@ -99,8 +99,8 @@ class MLIC(nn.Module):
         N, M, S, C = cfg.N, cfg.M, cfg.slices, cfg.slice_channels
         self.N, self.M, self.slices, self.slice_channels = N, M, S, C
 
-        self.g_a = analysis_transform(N, M)
-        self.g_s = synthesis_transform(N, M, legacy=cfg.legacy)
+        self.g_a = analysis_transform(cfg.transform_width, M)
+        self.g_s = synthesis_transform(cfg.transform_width, M, legacy=cfg.legacy)
         self.h_a = hyper_analysis(N, M)
         self.h_s = hyper_synthesis(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
@@ -403,7 +403,7 @@ class MLIC(nn.Module):
         h, w = x.shape[-2:]
         if y is None:
             y = self.analysis(x)
-        elif y.shape[-2:] != ((h + 63) // 64 * 4, (w + 63) // 64 * 4) or y.shape[:2] != (x.shape[0], self.M):
+        elif y.shape[-2:] != coded_geometry(h, w)[0] or y.shape[:2] != (x.shape[0], self.M):
             raise ValueError(f"latent of shape {tuple(y.shape)} does not belong to an image of {h}x{w}")
         z = self.h_a(y)
         gains = self.rate_gains(quality, probability_dtype)

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..train.loss import RateDistortionLoss
+from .loss import RateDistortionLoss
 
 
 def default_lr(lmbda: float, metric: str = "mse") -> float:

@@ -1,4 +1,4 @@
-"""Training: data from image folders, the rate-distortion loss, and a resumable (optionally
+"""Training: data from image folders and a resumable (optionally
 distributed) training loop. Entry points: :func:`mlic.train.train` and ``mlic train``
 (exports imported on first use)."""
 

@@ -25,13 +25,17 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .._torch_internals import ddp_ignore
 from ..errors import MlicError
+from ..io.files import atomic_write
+from ..io.tensor import rgb_to_tensor
 from ..io.weights import load_model, safe_torch_load, save_model, training_tradeoff
 from ..models import MLIC, build
 from ..models.health import MIN_ACTIVE_Z, rate_health
+from ..models.loss import RateDistortionLoss
 from .config import TrainConfig
 from .data import CropStream, find_images, load_rgb
-from .loss import RateDistortionLoss
+from .widen import widen_transforms
 
 CKPT_FORMAT = "mlic-train-1"
 
@@ -46,9 +50,7 @@ def _dist_env() -> tuple[int, int, int]:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f), force=True)
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -89,16 +91,15 @@ def export_checkpoint(ckpt_path: str | Path, out: str | Path, force: bool = Fals
     info = {"model": model.config.name, "config": model.config.to_dict(), "sha256": recorded["sha256"],
             "lambda": None if model.config.variable_rate else cfg.lmbda, "metric": cfg.metric,
             "steps": ckpt["step"]}  # fmt: skip
-    tmp = side.with_name(f".{side.name}.part")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, side)
+    atomic_write(side, lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()), force=True)
     return out
 
 
 def _initial_weights(model: MLIC, path: str) -> None:
     """Load ``path`` into ``model``. Weights with fewer gain units may start a variable-rate
     model: one-rate weights start every level, with gains ``sqrt(lambda_level / lambda_weights)``
-    (:func:`initial_gains`); variable-rate weights without z gains start them at 1."""
+    (:func:`initial_gains`); variable-rate weights without z gains start them at 1. Weights with
+    narrower g_a / g_s start a wider model (:func:`~mlic.train.widen.widen_transforms`)."""
     if path.endswith(".safetensors"):
         src = load_model(path)
         src_lambda = training_tradeoff(path)[0]
@@ -119,6 +120,9 @@ def _initial_weights(model: MLIC, path: str) -> None:
             if src_lambda is None:
                 raise TrainError(f"{path} does not record its lambda, which sets the initial gains")
             initial_gains(model, src_lambda)
+        return
+    if a.transform_width < b.transform_width and a.replace(transform_channels=b.transform_channels) == b:
+        widen_transforms(model, src)
         return
     raise TrainError(f"{path}: architecture differs from the configured model")
 
@@ -154,7 +158,7 @@ def validate(model: MLIC, folder: str, n_real: int, criterion: RateDistortionLos
         criterion = RateDistortionLoss(model.rate_lambda(quality), criterion.metric)
     est_bpp = est_psnr = real_bpp = 0.0
     for path in files:
-        x = torch.from_numpy(load_rgb(path, downscale_jpeg=False)).permute(2, 0, 1)[None].float().div(255).to(device)
+        x = rgb_to_tensor(load_rgb(path, downscale_jpeg=False)).to(device)
         out = model(x, quality)
         r = criterion(out, x)
         est_bpp += r["bpp"].item()
@@ -204,6 +208,46 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
                       pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
     if cfg.val_data:
         find_images([cfg.val_data])  # a missing or empty validation folder fails now, not at step 1000
+    rank, world, device = _start_processes(cfg)
+    out = Path(cfg.out)
+    last = out / "last.ckpt"
+    model = _starting_model(cfg, data, resume, rank)
+    model.to(device).train()
+    opt = _Optimisers(model, cfg)
+    step = _restore(last, model, opt, rank) if resume else _seed_rank(cfg, rank)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    net = _data_parallel(model, world, device)
+    criterion = RateDistortionLoss(cfg.lmbda, cfg.metric)
+    checkpoints = _Checkpoints(cfg, model, opt, out, rank, world, device)
+    log = _RunLog(out, cfg, rank, resume, progress, step)
+    stop = _StopOnSignal()
+    try:
+        while step < cfg.steps and not stop.flag:
+            result, output, aux = _train_step(model, net, opt, criterion, data, cfg, step, rank, world, device)
+            step += 1
+            stats = torch.stack([result["loss"].detach(), result["bpp"].detach(), result["mse"].detach()]).float()
+            if world > 1:
+                dist.all_reduce(stats)
+                stats /= world
+            if rank == 0:
+                log.step(step, stats, aux, model, output, criterion, device)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoints.save(step)
+            if callback is not None:
+                callback(step, stats)
+            stop.agree(world, device)
+        checkpoints.save(step)
+    finally:
+        stop.restore()
+        log.close()
+    return last
+
+
+def _start_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device): joins the process group under torchrun, sets threads and
+    determinism."""
     rank, world, local_rank = _dist_env()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -212,9 +256,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-    out = Path(cfg.out)
-    last = out / "last.ckpt"
+    return rank, world, device
 
+
+def _starting_model(cfg: TrainConfig, data: CropStream, resume: bool, rank: int) -> MLIC:
+    """The model as the run starts: seeded initialisation (the same on every rank), or ``--init``
+    weights (with dead z channels revived on request); a resumed run loads its checkpoint later."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build(cfg.model, **cfg.model_overrides)
     model.transform_precision = cfg.precision
@@ -228,158 +275,186 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
             if rank == 0:
                 print(f"mlic train: revived {len(dead)} of {model.N} z channels (dead on {len(probe)} x 8 crops)",
                       file=sys.stderr)  # fmt: skip
-    model.to(device).train()
-    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
-    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    step = 0
-    if resume:
-        ckpt = load_checkpoint(last)
-        model.load_state_dict(ckpt["model"], strict=True)
-        opt.load_state_dict(ckpt["optimizer"])
-        aux_opt.load_state_dict(ckpt["aux_optimizer"])
-        step = int(ckpt["step"])
-        torch.set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+    return model
+
+
+class _Optimisers:
+    """Adam on the model's parameters and a separate Adam on the bottleneck's quantiles (the only
+    parameters of the auxiliary loss)."""
+
+    def __init__(self, model: MLIC, cfg: TrainConfig) -> None:
+        self.main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+        aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+        self.main = torch.optim.Adam(self.main_params, lr=cfg.lr)
+        self.aux = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+
+
+def _restore(last: Path, model: MLIC, opt: _Optimisers, rank: int) -> int:
+    """Load the run's last checkpoint (model, optimisers, this rank's RNG); returns its step."""
+    ckpt = load_checkpoint(last)
+    model.load_state_dict(ckpt["model"], strict=True)
+    opt.main.load_state_dict(ckpt["optimizer"])
+    opt.aux.load_state_dict(ckpt["aux_optimizer"])
+    torch.set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+    return int(ckpt["step"])
+
+
+def _seed_rank(cfg: TrainConfig, rank: int) -> int:
+    torch.manual_seed(cfg.seed * 1009 + rank)  # quantisation noise differs per rank
+    return 0
+
+
+def _data_parallel(model: MLIC, world: int, device: torch.device):
+    """The module the steps call: the model itself, or its DDP wrapper under torchrun."""
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    # quantiles get no gradient from the RD loss; the aux loss is identical on every rank
+    ddp_ignore(model, ["entropy_bottleneck.quantiles"])
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _train_step(model: MLIC, net, opt: _Optimisers, criterion: RateDistortionLoss, data: CropStream,
+                cfg: TrainConfig, step: int, rank: int, world: int, device) -> tuple[dict, dict, torch.Tensor]:
+    """One optimisation step (module docstring): returns the loss terms, the model's output and
+    the auxiliary loss."""
+    for group in opt.main.param_groups:
+        group["lr"] = cfg.lr_at(step)
+    x = data.batch(step, cfg.batch, cfg.crop_at(step), rank, world).to(device)
+    opt.main.zero_grad(set_to_none=True)
+    opt.aux.zero_grad(set_to_none=True)
+    model.z_rate_weight = cfg.z_weight_at(step)
+    if model.config.variable_rate:
+        quality = draw_qualities(model, step, x.shape[0], cfg.seed, rank)
+        lambdas = torch.tensor(model.config.rate_lambdas)[quality.long() - model.config.first_quality]
+        output = net(x, quality=quality.to(device))
+        result = criterion(output, x, lambdas.to(device))
     else:
-        torch.manual_seed(cfg.seed * 1009 + rank)  # quantisation noise differs per rank
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        output = net(x)
+        result = criterion(output, x)
+    result["loss"].backward()
+    if cfg.clip > 0:
+        torch.nn.utils.clip_grad_norm_(opt.main_params, cfg.clip)
+    opt.main.step()
+    aux = model.aux_loss()
+    aux.backward()
+    opt.aux.step()
+    return result, output, aux
 
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # quantiles get no gradient from the RD loss; the aux loss is identical on every rank
-        DDP._set_params_and_buffers_to_ignore_for_model(model, ["entropy_bottleneck.quantiles"])
-        net = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
+class _Checkpoints:
+    """Writes ``last.ckpt`` (and ``step-N.ckpt`` every ``checkpoint_every`` steps) on rank 0, with
+    every rank's RNG state, so that a resumed run continues exactly."""
 
-    criterion = RateDistortionLoss(cfg.lmbda, cfg.metric)
-    val_folder = cfg.val_data
+    def __init__(self, cfg, model, opt, out, rank, world, device) -> None:
+        self.cfg, self.model, self.opt, self.out = cfg, model, opt, out
+        self.rank, self.world, self.device = rank, world, device
 
-    stop = {"flag": False}
-
-    def _on_signal(signum, frame):
-        stop["flag"] = True
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def save(final_step: int) -> None:
+    def save(self, step: int) -> None:
         rng = [torch.get_rng_state()]
-        if world > 1:
-            gathered = [torch.empty_like(rng[0]) for _ in range(world)]
-            dist.all_gather(gathered, rng[0].to(device) if device.type == "cuda" else rng[0])
+        if self.world > 1:
+            gathered = [torch.empty_like(rng[0]) for _ in range(self.world)]
+            dist.all_gather(gathered, rng[0].to(self.device) if self.device.type == "cuda" else rng[0])
             rng = [g.cpu() for g in gathered]
-        if rank != 0:
+        if self.rank != 0:
             return
         ckpt = {
             "format": CKPT_FORMAT,
-            "config": cfg.to_dict(),
-            "step": final_step,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "aux_optimizer": aux_opt.state_dict(),
+            "config": self.cfg.to_dict(),
+            "step": step,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.main.state_dict(),
+            "aux_optimizer": self.opt.aux.state_dict(),
             "rng": rng,
-            "world": world,
+            "world": self.world,
         }
-        _atomic_save(ckpt, last)
-        if cfg.checkpoint_every and final_step % cfg.checkpoint_every == 0:
-            _atomic_save(ckpt, out / f"step-{final_step}.ckpt")
+        _atomic_save(ckpt, self.out / "last.ckpt")
+        if self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0:
+            _atomic_save(ckpt, self.out / f"step-{step}.ckpt")
 
-    log_path = out / "log.csv"
-    fields = ["step", "lr", "loss", "bpp", "psnr", "aux", "z_active", "y_outliers", "seconds", "val_bpp_est",
+
+class _RunLog:
+    """What rank 0 reports: ``log.csv`` rows (loss, health, validation), TensorBoard when it is
+    installed, the progress bar, and the collapse warning. Other ranks log nothing."""
+
+    FIELDS = ["step", "lr", "loss", "bpp", "psnr", "aux", "z_active", "y_outliers", "seconds", "val_bpp_est",
               "val_bpp_real", "val_psnr"]  # fmt: skip
-    writer = None
-    if rank == 0:
-        new = not (resume and log_path.exists())
-        log_file = open(log_path, "a" if not new else "w", newline="")
-        writer = csv.DictWriter(log_file, fieldnames=fields)
-        if new:
-            writer.writeheader()
-    board = None
-    if rank == 0:
-        try:  # TensorBoard only when it is installed
-            from torch.utils.tensorboard import SummaryWriter
 
-            board = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            board = None
-    bar = None
-    if rank == 0 and progress:
-        from tqdm import tqdm
+    def __init__(self, out: Path, cfg: TrainConfig, rank: int, resume: bool, progress: bool, step: int) -> None:
+        self.cfg = cfg
+        self.file = self.writer = self.board = self.bar = None
+        self.t0 = time.perf_counter()
+        if rank == 0:
+            path = out / "log.csv"
+            new = not (resume and path.exists())
+            self.file = open(path, "w" if new else "a", newline="")
+            self.writer = csv.DictWriter(self.file, fieldnames=self.FIELDS)
+            if new:
+                self.writer.writeheader()
+            try:  # TensorBoard only when it is installed
+                from torch.utils.tensorboard import SummaryWriter
 
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+                self.board = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                self.board = None
+            if progress:
+                from tqdm import tqdm
 
-    watch = CollapseWatch(bar)
-    t0 = time.perf_counter()
-    try:
-        while step < cfg.steps and not stop["flag"]:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr_at(step)
-            x = data.batch(step, cfg.batch, cfg.crop_at(step), rank, world).to(device)
-            opt.zero_grad(set_to_none=True)
-            aux_opt.zero_grad(set_to_none=True)
-            model.z_rate_weight = cfg.z_weight_at(step)
-            if model.config.variable_rate:
-                quality = draw_qualities(model, step, x.shape[0], cfg.seed, rank)
-                lambdas = torch.tensor(model.config.rate_lambdas)[quality.long() - model.config.first_quality]
-                output = net(x, quality=quality.to(device))
-                result = criterion(output, x, lambdas.to(device))
-            else:
-                output = net(x)
-                result = criterion(output, x)
-            result["loss"].backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
-            opt.step()
-            aux = model.aux_loss()
-            aux.backward()
-            aux_opt.step()
-            step += 1
-            stats = torch.stack([result["loss"].detach(), result["bpp"].detach(), result["mse"].detach()]).float()
-            if world > 1:
-                dist.all_reduce(stats)
-                stats /= world
-            row = None
-            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-                psnr = 10 * torch.log10(1 / stats[2].clamp_min(1e-10)).item()
-                health = rate_health(model, output)
-                row = {"step": step, "lr": f"{cfg.lr_at(step - 1):.3g}", "loss": f"{stats[0].item():.5f}",
-                       "bpp": f"{stats[1].item():.5f}", "psnr": f"{psnr:.3f}", "aux": f"{aux.item():.3f}",
-                       "z_active": health.active_z, "y_outliers": f"{health.outlier_share:.4f}",
-                       "seconds": f"{time.perf_counter() - t0:.1f}"}  # fmt: skip
-                watch.see(step, health)
-                if bar is not None:
-                    bar.set_postfix(loss=row["loss"], bpp=row["bpp"], psnr=row["psnr"])
-            if rank == 0 and val_folder and cfg.validate_every and step % cfg.validate_every == 0:
-                row = row or {"step": step}
-                row.update({k: f"{v:.5f}" for k, v in validate(model, val_folder, cfg.val_images, criterion, device).items()})
-            if row is not None:
-                writer.writerow(row)
-                log_file.flush()
-                if board is not None:
-                    for k, v in row.items():
-                        if k not in ("step", "seconds"):
-                            board.add_scalar(k, float(v), step)
-            if bar is not None:
-                bar.update(1)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save(step)
-            if callback is not None:
-                callback(step, stats)
-            if world > 1:  # a signal seen by any rank stops all of them at the same step
-                flag = torch.tensor([1.0 if stop["flag"] else 0.0], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop["flag"] = bool(flag.item())
-        save(step)
-    finally:
-        for s, h in old.items():
+                self.bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+        self.watch = CollapseWatch(self.bar)
+
+    def step(self, step: int, stats: torch.Tensor, aux: torch.Tensor, model: MLIC, output: dict,
+             criterion: RateDistortionLoss, device) -> None:
+        """After step ``step`` (rank 0): a row every ``log_every`` steps and at the end, validation
+        every ``validate_every`` steps."""
+        cfg, row = self.cfg, None
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            psnr = 10 * torch.log10(1 / stats[2].clamp_min(1e-10)).item()
+            health = rate_health(model, output)
+            row = {"step": step, "lr": f"{cfg.lr_at(step - 1):.3g}", "loss": f"{stats[0].item():.5f}",
+                   "bpp": f"{stats[1].item():.5f}", "psnr": f"{psnr:.3f}", "aux": f"{aux.item():.3f}",
+                   "z_active": health.active_z, "y_outliers": f"{health.outlier_share:.4f}",
+                   "seconds": f"{time.perf_counter() - self.t0:.1f}"}  # fmt: skip
+            self.watch.see(step, health)
+            if self.bar is not None:
+                self.bar.set_postfix(loss=row["loss"], bpp=row["bpp"], psnr=row["psnr"])
+        if cfg.val_data and cfg.validate_every and step % cfg.validate_every == 0:
+            row = row or {"step": step}
+            row.update({k: f"{v:.5f}" for k, v in validate(model, cfg.val_data, cfg.val_images, criterion, device).items()})
+        if row is not None:
+            self.writer.writerow(row)
+            self.file.flush()
+            if self.board is not None:
+                for k, v in row.items():
+                    if k not in ("step", "seconds"):
+                        self.board.add_scalar(k, float(v), step)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        for thing in (self.bar, self.file, self.board):
+            if thing is not None:
+                thing.close()
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM ask the loop to stop after the current step (and save); under torchrun a
+    signal seen by any rank stops all of them at the same step."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _on_signal(self, signum, frame) -> None:
+        self.flag = True
+
+    def agree(self, world: int, device) -> None:
+        if world > 1:
+            flag = torch.tensor([1.0 if self.flag else 0.0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.flag = bool(flag.item())
+
+    def restore(self) -> None:
+        for s, h in self.old.items():
             signal.signal(s, h)
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            log_file.close()
-        if board is not None:
-            board.close()
-    return last

@@ -1,0 +1,48 @@
+"""Writing output files: the one place that creates them (atomically, never replacing an
+existing file unless asked, with the permissions a plainly created file would get)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import OutputError
+
+
+def new_file_mode() -> int:
+    """The permissions a plainly created file would get (0666 less the umask); mkstemp uses 0600."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | Path, write, force: bool = False) -> Path:
+    """Create ``path`` through a temporary file in the same folder and an atomic rename.
+
+    ``write(fileobj)`` fills the temporary file (opened for binary writing). An existing
+    ``path`` is never replaced unless ``force``; an interruption leaves no partial output, and
+    a reader never sees a half-written file.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputError(f"{path} exists; use --force to overwrite")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+    try:
+        os.chmod(tmp, new_file_mode())
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
