@@ -292,3 +292,17 @@ def test_cli_defaults_are_the_config_defaults(folder, tmp_path):
     cfg, default = train_config(args), TrainConfig()
     differ = {f.name for f in fields(TrainConfig) if getattr(cfg, f.name) != getattr(default, f.name)}
     assert differ <= {"data", "out", "val_data"}, differ  # val_data: $MLIC_VAL may set it
+
+
+def test_max_minutes_stops_and_saves_in_time(folder, tmp_path):
+    """`--max-minutes`: the run stops at the deadline, however many steps were asked for, and
+    leaves a checkpoint that resumes."""
+    import time
+
+    t0 = time.perf_counter()
+    last = train(tiny_config(folder, tmp_path / "run", steps=100_000, max_seconds=3.0), progress=False)
+    assert time.perf_counter() - t0 < 60
+    step = load_checkpoint(last)["step"]
+    assert 1 <= step < 100_000
+    with pytest.raises(ValueError, match="max-minutes"):
+        tiny_config(folder, tmp_path / "bad", max_seconds=-1.0).validate()

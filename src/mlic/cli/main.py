@@ -398,14 +398,17 @@ def train_config(args):
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
         pyramid=args.pyramid, crop_candidates=args.crop_candidates,
         downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic,
+        max_seconds=args.max_minutes * 60,
     )  # fmt: skip
     if args.resume:
         from ..train.loop import load_checkpoint
 
         saved = TrainConfig.from_dict(load_checkpoint(Path(args.out) / "last.ckpt")["config"])
         saved.out = args.out
+        saved.data = list(args.data)  # the same data may sit at another path (another machine)
         if args.steps is not None:  # a resumed run may be extended
             saved.steps = args.steps
+        saved.max_seconds = args.max_minutes * 60  # each leg has its own time budget
         cfg = saved
     try:
         cfg.validate()
@@ -528,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
     t.add_argument("--revive-z", action="store_true",
                    help="with --init: restart the weights' dead z channels first (use with --z-warmup)")
+    t.add_argument("--max-minutes", type=float, default=D.max_seconds / 60,
+                   help="stop and save once this much wall time has passed (default: run every step)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
     t.add_argument("--quiet", action="store_true", help="no progress bar")

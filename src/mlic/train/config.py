@@ -75,6 +75,7 @@ class TrainConfig:
     init: str = ""  # weights (.safetensors) or checkpoint to start from (fine-tuning)
     revive_z: bool = False  # with init: restart the dead z channels first (mlic.train.revive)
     deterministic: bool = False
+    max_seconds: float = 0.0  # stop (and save) once this much wall time has passed; 0 = run all steps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,6 +83,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError, with one line saying which, for any value a run cannot use."""
         arch = model_config(self.model, **self.model_overrides)
+        if not (isinstance(self.max_seconds, (int, float)) and math.isfinite(self.max_seconds) and self.max_seconds >= 0):
+            raise ValueError(f"max-minutes must be a number of at least 0, not {self.max_seconds!r}")
         positive = {"lr": self.lr, "aux-lr": self.aux_lr, "clip": self.clip}
         if not arch.variable_rate:  # a variable-rate model trains at its levels' lambdas
             positive["lambda"] = self.lmbda

@@ -203,6 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
     ``callback(step, stats)``, if given, is called after every step (rank 0 and others).
     """
     cfg.validate()
+    started = time.perf_counter()
     # inputs are checked before anything is built or written: no run folder for a bad call
     data = CropStream(cfg.data, seed=cfg.seed, downscale_jpeg=cfg.downscale_jpeg, max_side=cfg.max_side,
                       pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
@@ -237,6 +238,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
                 checkpoints.save(step)
             if callback is not None:
                 callback(step, stats)
+            if cfg.max_seconds and time.perf_counter() - started >= cfg.max_seconds:
+                stop.flag = True  # out of time: save where we are (all ranks agree below)
             stop.agree(world, device)
         checkpoints.save(step)
     finally:

@@ -1,0 +1,58 @@
+"""scripts/device-train on CPU: a shard from three photos, a timed leg, outputs within the device
+tool's limits (at most 8 files back, each under 16 MiB), weights that code and decode exactly,
+and a second leg resumed from the first one's checkpoint parts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY, synthetic_photos
+
+from mlic.cli.main import main
+from mlic.io.weights import save_model
+from mlic.models import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kit(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "device-train"), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def test_pack_run_resume_within_the_limits(tmp_path):
+    (tmp_path / "photos").mkdir()
+    photos = synthetic_photos(tmp_path / "photos", 3, 300, 400, seed=1, noise=8)
+    shard = tmp_path / "shard"
+    r = kit("pack", photos, shard, "--crops", "12", "--size", "128", "--max-mib", "1")
+    assert r.returncode == 0, r.stderr
+    assert len(list((shard / "crops").glob("*.png"))) == 12
+    assert (shard / "manifest.tsv").read_text().count("\n") == 13 and (shard / "sources.tsv").exists()
+    assert kit("pack", photos, shard).returncode != 0  # never into an existing shard
+
+    init = tmp_path / "tiny.safetensors"
+    save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
+    train_opts = ["--", "--crop", "64", "--batch", "2", "--warmup", "0", "--precision", "fp32", "--threads", "1"]
+    out = tmp_path / "leg1"
+    r = kit("run", shard, out, "--minutes", "0.4", "--init", init, *train_opts)
+    assert r.returncode == 0, r.stderr + r.stdout
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and all((out / f).stat().st_size < 16 << 20 for f in files)
+    assert {"weights.safetensors", "log.csv", "summary.json", "checkpoint.part00"} <= set(files)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["device"] == "cpu" and summary["steps"] >= 1 and summary["total_seconds"] < 0.4 * 60 + 30
+
+    img = next(photos.glob("*.png"))
+    weights = out / "weights.safetensors"
+    assert main(["compress", str(img), "-o", str(tmp_path / "x.mlic"), "--weights", str(weights), "--verify"]) == 0
+    assert main(["decompress", str(tmp_path / "x.mlic"), "-o", str(tmp_path / "x.png"), "--weights", str(weights)]) == 0
+
+    out2 = tmp_path / "leg2"
+    r = kit("run", shard, out2, "--minutes", "0.4", "--resume", out)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert json.loads((out2 / "summary.json").read_text())["steps"] > summary["steps"]
+    r = kit("join", out2, "-o", tmp_path / "joined" / "last.ckpt")
+    assert r.returncode == 0 and (tmp_path / "joined" / "last.ckpt").stat().st_size > 0
