@@ -56,3 +56,25 @@ def test_pack_run_resume_within_the_limits(tmp_path):
     assert json.loads((out2 / "summary.json").read_text())["steps"] > summary["steps"]
     r = kit("join", out2, "-o", tmp_path / "joined" / "last.ckpt")
     assert r.returncode == 0 and (tmp_path / "joined" / "last.ckpt").stat().st_size > 0
+
+
+def test_init_weights_give_the_architecture_and_a_set_changes_one_field(tmp_path):
+    """What `run --init W -- --set transform_channels=24` asks mlic train for: W's architecture
+    with the transforms widened, at W's lambda."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("device_train", str(ROOT / "scripts" / "device-train"))
+    spec = importlib.util.spec_from_loader("device_train", loader)
+    kit_module = importlib.util.module_from_spec(spec)
+    loader.exec_module(kit_module)
+    init = tmp_path / "tiny.safetensors"
+    save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
+    from mlic.cli.main import build_parser, train_config
+
+    extra = ["--set", "transform_channels=24"]
+    argv = ["train", str(tmp_path), "--out", str(tmp_path / "r"), *kit_module.arch_args(str(init), extra),
+            "--init", str(init), *extra]  # fmt: skip
+    cfg = train_config(build_parser().parse_args(argv))
+    assert cfg.lmbda == 0.013 and cfg.model_overrides["transform_channels"] == 24
+    assert cfg.model_overrides["N"] == TINY["N"] and cfg.model_overrides["M"] == TINY["M"]
