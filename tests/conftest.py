@@ -54,6 +54,17 @@ def synthetic_photos(folder: Path, count: int, h: int, w: int, seed: int, noise:
     return folder
 
 
+def load_script(path: Path):
+    """A script or benchmark of the repository (not a package module) loaded as a module."""
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader(f"mlic_script_{path.stem.replace('-', '_')}", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
 def display_p3_profile(description: str = "Display P3 (mlic test)") -> bytes:
     """A small ICC v2 RGB matrix/TRC profile with Display P3's primaries (D50-adapted) and a 2.2
     gamma, built here byte by byte (no profile file is committed): what a phone photo carries."""

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TINY, synthetic_photos
+from conftest import TINY, load_script, synthetic_photos
 
 from mlic.cli.main import main
 from mlic.io.weights import save_model
@@ -61,13 +61,7 @@ def test_pack_run_resume_within_the_limits(tmp_path):
 def test_init_weights_give_the_architecture_and_a_set_changes_one_field(tmp_path):
     """What `run --init W -- --set transform_channels=24` asks mlic train for: W's architecture
     with the transforms widened, at W's lambda."""
-    import importlib.machinery
-    import importlib.util
-
-    loader = importlib.machinery.SourceFileLoader("device_train", str(ROOT / "scripts" / "device-train"))
-    spec = importlib.util.spec_from_loader("device_train", loader)
-    kit_module = importlib.util.module_from_spec(spec)
-    loader.exec_module(kit_module)
+    kit_module = load_script(ROOT / "scripts" / "device-train")
     init = tmp_path / "tiny.safetensors"
     save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
     from mlic.cli.main import build_parser, train_config

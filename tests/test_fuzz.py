@@ -3,7 +3,6 @@ and header fields cannot make the reader allocate before the file proves it hold
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import time
 import tracemalloc
@@ -11,29 +10,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from mlic.codec import decompress_bytes
 from mlic.errors import MlicError
-from mlic.io.container import (
-    FormatError,
-    Header,
-    MlicFile,
-    TileStreams,
-    peek_header,
-    unpack,
-)
+from mlic.io.container import FormatError, Header, MlicFile, TileStreams, peek_header, unpack
 
-
-def _load_fuzz():
-    """benchmarks/fuzz.py (the fuzz target and mutators), loaded from its path."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
-    spec = importlib.util.spec_from_file_location("mlic_bench_fuzz", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load_fuzz()
+fuzz = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py")  # the fuzz target, mutators
 
 
 @pytest.fixture(scope="module")

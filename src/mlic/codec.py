@@ -27,6 +27,7 @@ from .io.container import (
     Header,
     MlicFile,
     TileStreams,
+    check_metadata,
     check_tile,
     unpack,
 )
@@ -86,8 +87,7 @@ def compress_image(
     """
     if version not in READABLE_VERSIONS:
         raise ValueError(f"cannot write format version {version}")
-    if image.metadata and version < 5:
-        raise ValueError(f"format version {version} cannot carry metadata; use 5 or drop it")
+    check_metadata(image.metadata, version)  # before the encode, not after it
     rate = None
     if model.config.variable_rate:
         if version < 4:

@@ -140,21 +140,26 @@ def pack(f: MlicFile) -> bytes:
     return bytes(out)
 
 
-def _pack_metadata(metadata: dict[str, bytes], version: int) -> bytes:
+def check_metadata(metadata: dict[str, bytes], version: int) -> None:
+    """Whether a file of ``version`` can carry ``metadata`` (ValueError saying why not): known
+    kinds, each within its limit, and version 5 or later when there is any."""
     unknown = set(metadata) - set(METADATA)
     if unknown:
         raise ValueError(f"unknown metadata {sorted(unknown)} (known: {', '.join(METADATA)})")
+    if version < 5 and any(metadata.values()):
+        raise ValueError(f"format version {version} cannot carry metadata ({', '.join(metadata)}); use 5")
+    for key, data in metadata.items():
+        if len(data) > METADATA[key][1]:
+            raise ValueError(f"{key} metadata of {len(data):,} bytes is over the {METADATA[key][1]:,}-byte limit")
+
+
+def _pack_metadata(metadata: dict[str, bytes], version: int) -> bytes:
+    check_metadata(metadata, version)
     if version < 5:
-        if metadata:
-            raise ValueError(f"format version {version} cannot carry metadata ({', '.join(metadata)}); use 5")
         return b""
-    out = bytearray()
-    records = [(key, metadata[key]) for key in METADATA if metadata.get(key)]
-    out += struct.pack(">B", len(records))
-    for key, data in records:
-        tag, limit = METADATA[key]
-        if len(data) > limit:
-            raise ValueError(f"{key} metadata of {len(data):,} bytes is over the {limit:,}-byte limit")
+    records = [(METADATA[key][0], metadata[key]) for key in METADATA if metadata.get(key)]
+    out = bytearray(struct.pack(">B", len(records)))
+    for tag, data in records:
         out += tag + struct.pack(">I", len(data)) + data
     return bytes(out)
 
