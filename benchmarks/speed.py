@@ -1,20 +1,31 @@
-"""Forward, compress and decompress times of the default models (random weights).
+"""Compress and decompress times, with the FLOP bound of each, on this CPU and on an AVX2-only one.
 
-    python benchmarks/speed.py [--size 768x512] [--threads 2] [--repeats 3] [--models mlic,mlic-plus,mlic-plusplus]
-                               [--probability float64,float32]
+    python benchmarks/speed.py [--size 768x512 | --image PHOTO] [--threads 2] [--repeats 3]
+                               [--models bundled,mlic,mlic-plus,mlic-plusplus] [--cpus native,avx2]
+                               [--precisions fp32,bf16] [--probability float64,float32]
     python benchmarks/speed.py --breakdown [--sizes 768x512,1920x1080] [--thread-counts 1,2] [--models ...]
 
-Prints the best of ``repeats`` runs per stage, checks that decompression
-reproduces the encoder's latent exactly, and, for bf16 transforms, the PSNR of
-the bf16 decode measured against the fp32 decode of the same stream (how much
-the faster g_s changes the picture). Anchor (same machine kind): the
-official MLIC++ code compresses a 768x512 image in 2.8 s and decompresses in 3.2 s.
+One run measures every model at every transform precision on each CPU kind: ``native`` is
+this CPU; ``avx2`` is the same machine emulating a CPU with AVX2 only
+(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``; bf16 would be emulated there, so it is
+timed in fp32 only, as ``--precision auto`` runs it). Each kind runs in its own process (the
+ISA is fixed when torch loads), one after the other. ``bundled`` is the bundled MLIC+ at its
+highest quality; the others are default-size models with random weights. Prints the best of
+``repeats`` runs, the FLOP bound (every stage at this CPU kind's measured matmul/conv
+throughput in its precision) and the ratio to it, checks that decompression reproduces the
+encoder's latent exactly and, for bf16 transforms, the PSNR of the bf16 decode against the
+fp32 decode of the same stream. Anchor (AMD EPYC, AVX512-BF16): the official MLIC++ code
+compresses a 768x512 image in 2.8 s and decompresses in 3.2 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import torch
@@ -84,7 +95,8 @@ class StageTimer:
 
 
 def stage_flops(model, x: torch.Tensor) -> dict[str, float]:
-    """FLOPs of each network stage for one image (torch's FlopCounterMode; convs, matmuls, attention)."""
+    """FLOPs of each network stage for one image (torch's FlopCounterMode; convs, matmuls, attention).
+    A variable-rate model's gains add elementwise work only, so they are left out."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from mlic.models.slices import QuantizeStep, run_slices
@@ -110,13 +122,16 @@ def stage_flops(model, x: torch.Tensor) -> dict[str, float]:
 
 
 def machine_peak(threads: int) -> dict[str, float]:
-    """This machine's practical compute limit in fp32 and bf16 (FLOP/s): the best of a large
+    """This machine's practical compute limit in fp32, float64 (the probability path of format
+    version 3) and bf16 (FLOP/s; bf16 0 where it is only emulated): the best of a large
     matmul and a 3x3 convolution shaped like the transforms' (192 channels, channels-last),
     each timed best of 5. (The convolution beats the matmul here, so both are tried.)"""
     import torch.nn.functional as F
 
-    out = {}
-    for dtype in (torch.float32, torch.bfloat16):
+    from mlic.models.mlic import native_bf16
+
+    out = {"bfloat16": 0.0}  # without native bf16 kernels only fp32 counts (bf16 is emulated, far slower)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16) if native_bf16() else (torch.float32, torch.float64):
         a = torch.randn(2048, 2048, dtype=dtype)
         b = torch.randn(2048, 2048, dtype=dtype)
         t_mm, _ = best_of(lambda: a @ b, 5)
@@ -127,17 +142,20 @@ def machine_peak(threads: int) -> dict[str, float]:
     return out
 
 
-def flop_bound(flops: dict[str, float], peak: dict[str, float], transform_precision: str) -> dict[str, float]:
+def flop_bound(flops: dict[str, float], peak: dict[str, float], transform_precision: str,
+               probability: str = "float32") -> dict[str, float]:
     """Least time this machine could take for the same FLOPs: every stage at the best measured
     throughput of its precision (:func:`machine_peak`): g_a / g_s in bf16 when the model runs
-    them so, the probability path always fp32. Elementwise work, attention softmax and entropy
+    them so, h_a in fp32, h_s and the entropy model in ``probability`` (float64 in format
+    version 3, float32 in versions 1-2). Elementwise work, attention softmax and entropy
     coding count as free."""
     bf16 = transform_precision != "fp32" and peak.get("bfloat16", 0) > peak["float32"]
     t_peak = peak["bfloat16"] if bf16 else peak["float32"]
-    fp32 = lambda *stages: sum(flops[s] for s in stages) / peak["float32"]  # noqa: E731
+    p_peak = peak.get(probability, peak["float32"])
+    prob = lambda *stages: sum(flops[s] for s in stages) / p_peak  # noqa: E731
     return {
-        "compress": flops["g_a"] / t_peak + fp32("h_a", "h_s", "entropy model"),
-        "decompress": fp32("h_s", "entropy model") + flops["g_s"] / t_peak,
+        "compress": flops["g_a"] / t_peak + flops["h_a"] / peak["float32"] + prob("h_s", "entropy model"),
+        "decompress": prob("h_s", "entropy model") + flops["g_s"] / t_peak,
     }
 
 
@@ -145,14 +163,11 @@ def breakdown(args) -> None:
     stages = ("g_a", "h_a", "h_s", "entropy model", "coding", "g_s", "other")
     prob = args.probability.split(",")[0]
     dtype = getattr(torch, prob)
-    if prob != "float32":
-        print("note: the FLOP bound below counts the probability path at the float32 rate; "
-              f"it runs in {prob} here (use --probability float32 for the float32 path)")  # fmt: skip
     for threads in (int(t) for t in args.thread_counts.split(",")):
         torch.set_num_threads(threads)
         peak = machine_peak(threads)
-        print(f"\n{threads} thread(s); best measured matmul/conv throughput here: fp32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
-              f"bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
+        print(f"\n{threads} thread(s); best measured matmul/conv throughput here: fp32 {peak['float32'] / 1e9:.0f}, "
+              f"float64 {peak['float64'] / 1e9:.0f}, bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")  # fmt: skip
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.lower().split("x"))
             torch.manual_seed(0)
@@ -195,55 +210,122 @@ def breakdown(args) -> None:
                     te, td = rows["compress"][1][st], rows["decompress"][1][st]
                     rate = lambda t: f"{f / t / 1e9:>8.0f}" if f and t > 1e-4 else f"{'':>8}"  # noqa: E731
                     print(f"  {st:<14} {'' if f is None else f'{f / 1e9:8.1f}':>8} {te:>11.3f} {rate(te)} {td:>13.3f} {rate(td)}")
-                bound = flop_bound(flops, peak, model.transform_precision)
+                bound = flop_bound(flops, peak, model.transform_precision, prob)
                 print(f"  FLOP bound (every stage at that throughput in its precision): "
                       f"compress >= {bound['compress']:.2f} s, decompress >= {bound['decompress']:.2f} s")  # fmt: skip
-                del model
+
+
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def load_model(name: str):
+    """``bundled``: the bundled MLIC+ (its highest quality); else a random-weight default model."""
+    if name == "bundled":
+        from mlic import zoo
+
+        entry = zoo.find("mlic-plus")
+        return zoo.load(entry), entry.high
+    torch.manual_seed(0)  # the same random weights in every process and run
+    model = build(name).eval()
+    model.update()
+    return model, None
+
+
+def input_image(args) -> torch.Tensor:
+    if args.image:
+        from mlic.eval.runner import read_rgb
+        from mlic.io.tensor import rgb_to_tensor
+
+        return rgb_to_tensor(read_rgb(args.image))
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    torch.manual_seed(0)
+    return torch.rand(1, 3, h, w)
+
+
+def measure_here(args) -> list[dict]:
+    """Every (model, precision, probability dtype) on this process's CPU kind."""
+    from mlic.models.mlic import native_bf16
+
+    torch.set_num_threads(args.threads)
+    x = input_image(args)
+    peak = machine_peak(args.threads)
+    precisions = [p for p in args.precisions.split(",") if p != "bf16" or native_bf16()]
+    rows = []
+    for name in args.models.split(","):
+        model, quality = load_model(name)
+        flops = stage_flops(model, x)
+        for precision in precisions:
+            for prob in args.probability.split(","):
+                dtype = getattr(torch, prob)
+                model.transform_precision = precision
+                t_enc, enc = best_of(lambda: model.compress(x, probability_dtype=dtype, quality=quality), args.repeats)
+                t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"],
+                                                              probability_dtype=dtype, quality=quality), args.repeats)  # fmt: skip
+                nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
+                # how far this precision's decoded image is from the fp32 decode of the same stream
+                model.transform_precision = "fp32"
+                ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype,
+                                       quality=quality)["x_hat"].clamp(0, 1)  # fmt: skip
+                mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
+                bound = flop_bound(flops, peak, precision, prob)
+                rows.append({
+                    "model": name, "precision": precision, "probability": prob, "compress": t_enc, "decompress": t_dec,
+                    "bound_compress": bound["compress"], "bound_decompress": bound["decompress"], "bytes": nbytes,
+                    "exact": bool(torch.equal(dec["y_hat"], enc["y_hat"])),
+                    "db_vs_fp32": None if mse == 0 else 10 * math.log10(1 / mse),
+                    "peak_gflops": {k: v / 1e9 for k, v in peak.items()},
+                })  # fmt: skip
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="768x512", help="WIDTHxHEIGHT")
+    ap.add_argument("--size", default="768x512", help="WIDTHxHEIGHT of a random input")
+    ap.add_argument("--image", help="time this photo instead of a random input")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--models", default="mlic,mlic-plus,mlic-plusplus")
+    ap.add_argument("--models", default="bundled,mlic,mlic-plus,mlic-plusplus",
+                    help="bundled (the bundled MLIC+) and/or architectures with random weights")
+    ap.add_argument("--cpus", default="native,avx2", help="CPU kinds: native (this CPU) and/or avx2 (emulated)")
     ap.add_argument("--precisions", default="fp32,bf16", help="transform precisions to time (g_a, g_s only)")
     ap.add_argument("--probability", default="float64",
                     help="probability-path dtypes to time: float64 (format version 3, the default) and/or float32 (versions 1-2)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one CPU kind, rows as JSON (the children)
     ap.add_argument("--breakdown", action="store_true", help="per-stage times, FLOPs and FLOP/s")
     ap.add_argument("--sizes", default="768x512,1920x1080", help="with --breakdown: WIDTHxHEIGHT list")
     ap.add_argument("--thread-counts", default="1,2", help="with --breakdown: thread counts")
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
     if args.breakdown:
         breakdown(args)
         return
-    torch.set_num_threads(args.threads)
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    torch.manual_seed(0)
-    x = torch.rand(1, 3, h, w)
-    print(f"{w}x{h}, {args.threads} threads, best of {args.repeats}")
-    print(f"{'model':<15} {'g_a/g_s':>7} {'prob.':>7} {'forward s':>10} {'compress s':>11} {'decompress s':>13} {'bytes':>8} {'exact':>6} {'x_hat dB vs fp32':>17}")
-    for name in args.models.split(","):
-        model = build(name).eval()
-        model.update()
-        for precision in args.precisions.split(","):
-            for prob in args.probability.split(","):
-                dtype = getattr(torch, prob)
-                model.transform_precision = precision
-                with torch.no_grad():
-                    t_fwd, _ = best_of(lambda: model(x), args.repeats)
-                t_enc, enc = best_of(lambda: model.compress(x, probability_dtype=dtype), args.repeats)
-                t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"],
-                                                              probability_dtype=dtype), args.repeats)  # fmt: skip
-                nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
-                exact = torch.equal(dec["y_hat"], enc["y_hat"])
-                # how far this precision's decoded image is from the fp32 decode of the same stream
-                model.transform_precision = "fp32"
-                ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype)["x_hat"].clamp(0, 1)
-                mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
-                gap = "exact" if mse == 0 else f"{10 * math.log10(1 / mse):.1f}"
-                print(f"{name:<15} {precision:>7} {prob[5:]:>7} {t_fwd:>10.2f} {t_enc:>11.2f} {t_dec:>13.2f} {nbytes:>8} {str(exact):>6} {gap:>17}")
-        del model
+    if args.json:
+        print(json.dumps(measure_here(args)))
+        return
+    where = f"{args.image}" if args.image else f"{args.size} random"
+    print(f"{where}, {args.threads} threads, best of {args.repeats}")
+    print(f"{'model':<14} {'cpu':<6} {'g_a/g_s':>7} {'prob.':>6} {'compress s':>10} {'bound':>6} {'x':>5} "
+          f"{'decompress s':>12} {'bound':>6} {'x':>5} {'bytes':>8} {'exact':>6} {'dB vs fp32':>10}")  # fmt: skip
+    for kind in args.cpus.split(","):
+        if kind not in ("native", "avx2"):
+            raise SystemExit(f"unknown CPU kind {kind!r} (native, avx2)")
+        env = dict(os.environ, **(AVX2_ENV if kind == "avx2" else {}))
+        cmd = [sys.executable, __file__, "--json", *sys.argv[1:]]
+        if kind == "avx2":
+            cmd += ["--precisions", "fp32"]  # bf16 is emulated there; auto runs fp32
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the {kind} run failed:\n{done.stderr}")
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+        peak = rows[0]["peak_gflops"] if rows else {}
+        bf16 = f"bf16 {peak['bfloat16']:.0f}" if peak.get("bfloat16") else "no native bf16"
+        print(f"-- {kind}: matmul/conv throughput fp32 {peak.get('float32', 0):.0f}, float64 {peak.get('float64', 0):.0f} "
+              f"GFLOP/s, {bf16}")  # fmt: skip
+        for r in rows:
+            gap = "exact" if r["db_vs_fp32"] is None else f"{r['db_vs_fp32']:.1f}"
+            print(f"{r['model']:<14} {kind:<6} {r['precision']:>7} {r['probability'][5:]:>6} {r['compress']:>10.2f} "
+                  f"{r['bound_compress']:>6.2f} {r['compress'] / r['bound_compress']:>5.2f} {r['decompress']:>12.2f} "
+                  f"{r['bound_decompress']:>6.2f} {r['decompress'] / r['bound_decompress']:>5.2f} {r['bytes']:>8} "
+                  f"{str(r['exact']):>6} {gap:>10}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -179,3 +179,23 @@ def test_target_psnr_with_the_bundled_model():
         compress_to_target(model, ImageData(crop), target_psnr=psnrs[1] + 5)
     easy = compress_to_target(model, ImageData(crop), target_psnr=psnrs[0] - 1)  # met by the lowest quality
     assert easy.quality == entry.low and easy.encodes == 1 and easy.note
+
+
+def test_a_file_of_retired_weights_names_them(tmp_path, capsys):
+    import json
+
+    from mlic.io.container import unpack
+
+    manifest = json.loads((resources.files("mlic") / "weights" / "manifest.json").read_text())
+    bundled_files = {e.file for e in ENTRIES}
+    golden = Path(__file__).resolve().parent / "data" / "golden" / "mlic-plus-mse-q2.v5.mlic"
+    for old in manifest["retired"]:
+        f = unpack(golden.read_bytes())
+        f.header.weights_hash = bytes.fromhex(old["sha256"])[: len(f.header.weights_hash)]
+        forged = tmp_path / f"{old['sha256'][:8]}.mlic"
+        forged.write_bytes(f.to_bytes())
+        assert main(["decompress", str(forged), "-o", str(tmp_path / "out.png")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and old["file"] in err and old["sha256"][:16] in err and "--weights" in err
+        assert ("an earlier version of" in err) == (old["file"] in bundled_files)
+        assert not (tmp_path / "out.png").exists()

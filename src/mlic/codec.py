@@ -9,7 +9,7 @@ any image size), and leave as a :class:`~mlic.io.container.MlicFile`.
 from __future__ import annotations
 
 import zlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -72,6 +72,7 @@ def compress_image(
     lmbda: float | None = None,
     search_metric: str | None = None,
     version: int = VERSION,
+    progress: Callable[[int, int], None] | None = None,
 ) -> bytes:
     """Encode ``image`` into the bytes of a ``.mlic`` file.
 
@@ -84,6 +85,8 @@ def compress_image(
     ``quality``: recorded in the header; for a variable-rate model, the rate to code at (any
     number in its range, rounded to 1/256 as the file records it). ``image.metadata`` (ICC
     profile, EXIF, XMP) is stored as it is (version 5); drop what should not travel first.
+    ``progress(done, total)``: called as the work advances (g_a and each slice of each tile;
+    :func:`progress_units`); the latent search and ``verify`` are not counted.
     """
     if version not in READABLE_VERSIONS:
         raise ValueError(f"cannot write format version {version}")
@@ -106,11 +109,12 @@ def compress_image(
         check_group=model.default_check_group(), version=version,
     )  # fmt: skip
     options = coding_options(version)
+    tick = _ticker(progress, progress_units(model, len(header.tiles())))
     tiles = []
     for top, left, th, tw in header.tiles():
         x = rgb_to_tensor(image.rgb[top : top + th, left : left + tw])
         y = refine_latent(model, x, lmbda, refine, metric=search_metric, quality=rate) if refine else None
-        enc = model.compress(x, check_group=header.check_group, y=y, quality=rate, **options)
+        enc = model.compress(x, check_group=header.check_group, y=y, quality=rate, progress=tick, **options)
         latent, hyper, padding = coded_geometry(th, tw)
         assert tuple(enc["y_hat"].shape[-2:]) == latent and tuple(enc["shape"]) == hyper
         streams = TileStreams(latent, hyper, padding, enc["strings"][1][0], enc["strings"][0][0], enc["checks"][0])
@@ -130,6 +134,26 @@ def compress_image(
             header.alpha = ALPHA_STREAM
             alpha = zlib.compress(np.ascontiguousarray(image.alpha, dtype=np.uint8).tobytes(), 9)
     return MlicFile(header, tiles, alpha, dict(image.metadata)).to_bytes()
+
+
+def progress_units(model: MLIC, tiles: int) -> int:
+    """How many steps a progress report counts for an image of ``tiles`` tiles: per tile, the
+    transform (g_a or g_s) and each slice."""
+    return tiles * (model.slices + 1)
+
+
+def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None] | None:
+    """The model's one-step tick, turned into ``progress(done, total)`` calls."""
+    if progress is None:
+        return None
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    return tick
 
 
 def check_model(header: Header, model: MLIC) -> None:
@@ -171,10 +195,13 @@ def check_stream_sizes(f: MlicFile, model: MLIC) -> None:
             raise FormatError(f"tile {i}: entropy-coded streams are too short for the image size (truncated or forged file)")
 
 
-def decode_tiles(f: MlicFile, model: MLIC) -> Iterator[tuple[tuple[int, int, int, int], dict]]:
+def decode_tiles(
+    f: MlicFile, model: MLIC, progress: Callable[[int, int], None] | None = None
+) -> Iterator[tuple[tuple[int, int, int, int], dict]]:
     """``((top, left, height, width), model.decompress(...))`` of every tile, in order (what
     :func:`decompress_file` assembles). The model and the stream sizes are checked now, before
-    the caller allocates anything the header asks for; tiles are decoded as they are taken."""
+    the caller allocates anything the header asks for; tiles are decoded as they are taken.
+    ``progress(done, total)`` as in :func:`compress_image` (each slice and g_s of each tile)."""
     header = f.header
     check_model(header, model)
     n_checks = SymbolChecks.count(model.slices, header.check_group)
@@ -189,20 +216,22 @@ def decode_tiles(f: MlicFile, model: MLIC) -> Iterator[tuple[tuple[int, int, int
     model.update()
     check_stream_sizes(f, model)
     options = coding_options(header.version)
+    tick = _ticker(progress, progress_units(model, len(f.tiles)))
 
     def tiles() -> Iterator[tuple[tuple[int, int, int, int], dict]]:
         for (top, left, th, tw), t in zip(header.tiles(), f.tiles):
             dec = model.decompress([[t.y], [t.z]], t.hyper, (th, tw), checks=[t.checks],
-                                   check_group=header.check_group, quality=rate, **options)  # fmt: skip
+                                   check_group=header.check_group, quality=rate, progress=tick, **options)  # fmt: skip
             yield (top, left, th, tw), dec
 
     return tiles()
 
 
-def decompress_file(f: MlicFile, model: MLIC) -> ImageData:
-    """Decode a parsed file with ``model`` (checked against the header first)."""
+def decompress_file(f: MlicFile, model: MLIC, progress: Callable[[int, int], None] | None = None) -> ImageData:
+    """Decode a parsed file with ``model`` (checked against the header first); ``progress`` as in
+    :func:`decode_tiles`."""
     header = f.header
-    tiles = decode_tiles(f, model)  # checks first
+    tiles = decode_tiles(f, model, progress)  # checks first
     rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
     for (top, left, th, tw), dec in tiles:
         rgb[top : top + th, left : left + tw] = tensor_to_rgb(dec["x_hat"])

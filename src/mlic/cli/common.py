@@ -41,6 +41,16 @@ def whole_number(minimum: int, what: str) -> Callable[[str], int]:
 
 step_count = whole_number(0, "steps")  # --refine
 thread_count = whole_number(1, "threads")  # --threads
+job_count = whole_number(1, "processes")  # --jobs
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """--threads, --jobs and --quiet: how a verb that works through many files uses the CPU."""
+    parser.add_argument("--threads", type=thread_count, help="CPU threads for torch (per process with --jobs)")
+    parser.add_argument("--jobs", type=job_count, default=1, metavar="N",
+                        help="work on N files at once in N processes, one thread each unless --threads "
+                             "(faster for many small photos; default 1)")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _set_threads(n: int | None) -> None:
@@ -66,9 +76,47 @@ def check_precision(precision: str) -> None:
                   "(several times slower than fp32) and its pixels differ from a bf16 CPU's", file=sys.stderr)  # fmt: skip
 
 
-def _progress(items: list, desc: str):
-    if len(items) < 2:
+PROGRESS_DELAY_S = 2.0  # work done sooner shows no bar at all
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Progress bars go to a terminal only: never into a log, a pipe or a file, never with --quiet."""
+    return not quiet and sys.stderr.isatty()
+
+
+def _progress(items: list, desc: str, quiet: bool = False):
+    """A bar over several files (on a terminal, once they take more than PROGRESS_DELAY_S)."""
+    if len(items) < 2 or not show_progress(quiet):
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False)
+    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S)
+
+
+class WorkBar:
+    """A bar over one photo's codec work (``progress(done, total)`` of :mod:`mlic.codec`): on a
+    terminal, from PROGRESS_DELAY_S after it was made, cleared when done. Inactive (``None``
+    from :meth:`callback`) when ``show`` is false."""
+
+    def __init__(self, desc: str, show: bool) -> None:
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, desc=desc, unit="step", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]")  # fmt: skip
+
+    def callback(self) -> Callable[[int, int], None] | None:
+        return None if self.bar is None else self._update
+
+    def _update(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def __enter__(self) -> WorkBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

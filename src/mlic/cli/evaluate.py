@@ -8,7 +8,19 @@ import warnings
 from pathlib import Path
 
 from ..errors import MlicError
-from .common import DEFAULT_MODEL, EXIT_INPUT, EXIT_OK, UsageError, _set_threads, add_precision, check_precision, step_count, thread_count
+from .common import (
+    DEFAULT_MODEL,
+    EXIT_INPUT,
+    EXIT_OK,
+    UsageError,
+    _set_threads,
+    add_batch_options,
+    add_precision,
+    check_precision,
+    show_progress,
+    step_count,
+    thread_count,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
@@ -96,20 +108,13 @@ def _qualities(asked: list[float] | None, low: float, high: float) -> list[float
     return list(asked)
 
 
-def _cmd_eval(args) -> int:
-    from ..eval.results import save_results
-    from ..eval.runner import model_codec, run_points
+def _eval_codecs(args) -> tuple[list, list]:
+    """The points of ``_eval_points`` and their codec functions ``[(quality, fn)]``."""
+    from ..eval.runner import model_codec
     from ..models.mlic import resolve_precision
 
-    _set_threads(args.threads)
-    check_precision(args.precision)
-    _check_output(args.output, args.force)
-    images = expand_inputs(args.inputs)
     points = _eval_points(args)
-    name = args.name or points[0][1].config.name
     metric = "custom" if args.weights else args.metric
-    if args.refine and args.estimate:
-        raise UsageError("--refine codes real files; it cannot be combined with --estimate")
     fns = []
     for q, m, record in points:
         m.transform_precision = args.precision
@@ -122,12 +127,58 @@ def _cmd_eval(args) -> int:
             record["refine"] = args.refine
         header_quality = q if (m.config.variable_rate or not args.weights) else 0
         fns.append((q, model_codec(m, estimate=args.estimate, quality=header_quality, metric=metric, **search)))
+    return points, fns
+
+
+def _eval_measurer(args, bar: bool):
+    """``one(point index, image path) -> measured row``, for ``--jobs`` workers."""
+    from ..eval.runner import measure, read_rgb
+
+    _, fns = _eval_codecs(args)
+
+    def one(i: int, path: Path) -> dict:
+        rgb = read_rgb(path)
+        return measure(rgb, fns[i][1](rgb))
+
+    return one
+
+
+def _cmd_eval(args) -> int:
+    from ..eval.results import save_results
+    from ..eval.runner import curve, run_points
+
+    _set_threads(args.threads)
+    check_precision(args.precision)
+    _check_output(args.output, args.force)
+    images = expand_inputs(args.inputs)
+    if args.refine and args.estimate:
+        raise UsageError("--refine codes real files; it cannot be combined with --estimate")
+    points, fns = _eval_codecs(args)
+    name = args.name or points[0][1].config.name
     kind = "estimate" if args.estimate else "bitstream"
-    results = run_points(
-        name, fns, images, bpp_kind=kind, progress=not args.quiet,
-        description=f"{name}, {'entropy estimate' if args.estimate else 'real .mlic files'}, {len(images)} images",
-        extra={"source": "mlic", "points": [r for _, _, r in points]},
-    )  # fmt: skip
+    description = f"{name}, {'entropy estimate' if args.estimate else 'real .mlic files'}, {len(images)} images"
+    extra = {"source": "mlic", "points": [r for _, _, r in points]}
+    jobs = min(args.jobs, len(points) * len(images))
+    if jobs > 1:
+        from tqdm import tqdm
+
+        from .pool import pool_map
+
+        del fns
+        tasks = [(i, p) for i in range(len(points)) for p in images]
+        extra.update({"jobs": jobs, "threads_per_job": args.threads or 1})
+        done = pool_map(_eval_measurer, args, tasks, jobs, args.threads or 1)
+        flat = []
+        for row, error, _ in tqdm(done, total=len(tasks), desc=name, unit="img", file=sys.stderr,
+                                  disable=not show_progress(args.quiet), leave=False):  # fmt: skip
+            if error is not None:
+                raise error
+            flat.append(row)
+        rows = [flat[i * len(images) : (i + 1) * len(images)] for i in range(len(points))]
+        results = curve(name, [q for q, _, _ in points], images, rows, description=description, bpp_kind=kind, extra=extra)
+    else:
+        results = run_points(name, fns, images, bpp_kind=kind, progress=show_progress(args.quiet),
+                             description=description, extra=extra)  # fmt: skip
     _print_curve(results)
     if args.output:
         print(f"results: {save_results(results, args.output, force=True)}")
@@ -244,8 +295,7 @@ def add_commands(sub) -> None:
     ev.add_argument("--name", help="curve name in the results (default: the model family)")
     ev.add_argument("-o", "--output", help="results JSON file")
     ev.add_argument("--force", action="store_true", help="overwrite OUTPUT")
-    ev.add_argument("--threads", type=thread_count, help="CPU threads for torch")
-    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_batch_options(ev)
     add_precision(ev)
     ev.set_defaults(func=_cmd_eval)
 

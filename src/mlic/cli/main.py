@@ -26,11 +26,15 @@ from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    WorkBar,
     _Parser,
     _progress,
     _set_threads,
+    add_batch_options,
     add_precision,
     check_precision,
+    job_count,
+    show_progress,
     step_count,
     thread_count,
 )
@@ -66,23 +70,41 @@ def _plan_outputs(args, suffix: str) -> tuple[list[Path], list[Path]]:
     return inputs, outputs
 
 
-def _run_batch(inputs: list[Path], outputs: list[Path], desc: str, one) -> int:
-    """Run ``one(src, dst) -> summary`` per file: one line each; with several files an error
-    skips that file (reported on stderr) and the exit code says some failed."""
+def _run_batch(args, inputs: list[Path], outputs: list[Path], desc: str, make_one) -> int:
+    """Run ``make_one(args, bar) -> one`` then ``one(src, dst) -> summary`` per file: one line
+    each; with several files an error skips that file (reported on stderr) and the exit code
+    says some failed. ``--jobs N``: N worker processes (one thread each unless --threads), each
+    building its own ``one``; lines come in input order."""
+    jobs = min(getattr(args, "jobs", 1) or 1, len(inputs))
+    single = len(inputs) == 1
+    one = make_one(args, show_progress(args.quiet) and single)  # checks the options and loads the model here
+    if jobs > 1:
+        del one
+        from .pool import pool_map
+
+        results = pool_map(make_one, args, list(zip(inputs, outputs)), jobs, args.threads or 1)
+    else:
+        results = (_timed(one, src, dst) for src, dst in zip(_progress(inputs, desc, args.quiet), outputs))
     failures = 0
-    for src, dst in zip(_progress(inputs, desc), outputs):
-        t0 = time.perf_counter()
-        try:
-            summary = one(src, dst)
-        except MlicError as exc:
-            if len(inputs) == 1:
-                raise
+    for (src, dst), (summary, error, seconds) in zip(zip(inputs, outputs), results):
+        if error is not None:
+            if single:
+                raise error
             failures += 1
-            message = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+            message = str(error) if str(src) in str(error) else f"{src}: {error}"
             print(f"mlic: error: {message}", file=sys.stderr)
             continue
-        print(f"{src} -> {dst}: {summary}, {time.perf_counter() - t0:.2f} s")
+        print(f"{src} -> {dst}: {summary}, {seconds:.2f} s", flush=True)
     return EXIT_INPUT if failures else EXIT_OK
+
+
+def _timed(one, src: Path, dst: Path) -> tuple[str | None, MlicError | None, float]:
+    """``(summary, None, seconds)``, or ``(None, error, seconds)`` for bad input."""
+    t0 = time.perf_counter()
+    try:
+        return one(src, dst), None, time.perf_counter() - t0
+    except MlicError as exc:
+        return None, exc, time.perf_counter() - t0
 
 
 # -- compress ---------------------------------------------------------------------
@@ -131,10 +153,7 @@ def _encoder_model(args):
 
 
 def _cmd_compress(args) -> int:
-    from ..codec import compress_image
     from ..io.container import check_tile
-    from ..io.files import atomic_write
-    from ..io.image import read_image
 
     _set_threads(args.threads)
     check_precision(args.precision)
@@ -142,13 +161,22 @@ def _cmd_compress(args) -> int:
         check_tile(args.tile)
     except ValueError as exc:
         raise UsageError(f"--{exc}") from None
+    inputs, outputs = _plan_outputs(args, ".mlic")
+    return _run_batch(args, inputs, outputs, "compress", _compressor)
+
+
+def _compressor(args, bar: bool):
+    """``one(src, dst) -> summary`` for compress (the options checked, the model loaded);
+    ``bar``: a progress bar over each photo's work."""
+    from ..codec import compress_image
+    from ..io.files import atomic_write
+    from ..io.image import read_image
     from ..io.metadata import parse_keep
 
     try:
         keep = parse_keep(args.metadata)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    inputs, outputs = _plan_outputs(args, ".mlic")
     model, quality, metric, search = _encoder_model(args)
 
     target_psnr = getattr(args, "target_psnr", None)
@@ -183,14 +211,16 @@ def _cmd_compress(args) -> int:
             reached = f"quality {found.quality:g}" + (f", {found.psnr:.2f} dB" if found.psnr is not None else "")
             reached += f" ({found.encodes} encode{'s' if found.encodes > 1 else ''}{'; ' + found.note if found.note else ''}), "
         else:
-            data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify, **search)
+            with WorkBar(src.name, bar) as work:
+                data = compress_image(model, image, quality=quality, metric=metric, tile=args.tile, verify=args.verify,
+                                      progress=work.callback(), **search)  # fmt: skip
             if model.config.variable_rate:
                 reached = f"quality {model.check_quality(quality):g}, "
         atomic_write(dst, lambda f: f.write(data), force=args.force)
         bpp = 8 * len(data) / (image.height * image.width)
         return reached + f"{len(data):,} bytes, {bpp:.4f} bpp" + (", verified" if args.verify else "")
 
-    return _run_batch(inputs, outputs, "compress", one)
+    return one
 
 
 # -- decompress -------------------------------------------------------------------
@@ -208,9 +238,10 @@ def _decoder_model(header, weights: str | None, precision: str, cache: dict):
         if entry is None:
             old = zoo.retired(header.model, header.weights_hash)
             if old is not None:
+                earlier = "an earlier version of " if any(e.file == old["file"] for e in zoo.entries()) else ""
                 raise ModelMismatchError(
-                    f"file needs the {header.model} weights {old['file']} (sha256 {old['sha256'][:16]}...), bundled "
-                    f"until {old['bundled_until']} and no longer shipped; pass them with --weights PATH "
+                    f"file needs {earlier}the {header.model} weights {old['file']} (sha256 {old['sha256'][:16]}...), "
+                    f"bundled until {old['bundled_until']} and no longer shipped; pass them with --weights PATH "
                     "(they are in the project's git history under src/mlic/weights/)"
                 )
             raise ModelMismatchError(
@@ -233,22 +264,29 @@ def _read_mlic(path: Path) -> bytes:
 
 
 def _cmd_decompress(args) -> int:
+    _set_threads(args.threads)
+    check_precision(args.precision)
+    inputs, outputs = _plan_outputs(args, ".png")
+    return _run_batch(args, inputs, outputs, "decompress", _decompressor)
+
+
+def _decompressor(args, bar: bool):
+    """``one(src, dst) -> summary`` for decompress (models loaded as files need them)."""
     from ..codec import decompress_file
     from ..io.container import unpack
     from ..io.image import write_png
 
-    _set_threads(args.threads)
-    check_precision(args.precision)
-    inputs, outputs = _plan_outputs(args, ".png")
     cache: dict = {}
 
     def one(src: Path, dst: Path) -> str:
         f = unpack(_read_mlic(src))
-        image = decompress_file(f, _decoder_model(f.header, args.weights, args.precision, cache))
+        model = _decoder_model(f.header, args.weights, args.precision, cache)
+        with WorkBar(src.name, bar) as work:
+            image = decompress_file(f, model, progress=work.callback())
         write_png(dst, image, force=args.force)
         return f"{image.width}x{image.height} {image.layout}"
 
-    return _run_batch(inputs, outputs, "decompress", one)
+    return one
 
 
 # -- info, zoo --------------------------------------------------------------------
@@ -463,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--refine-lambda", type=float, metavar="LAMBDA",
                    help="trade-off for --refine (default: the one the weights were trained for)")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    c.add_argument("--threads", type=thread_count, help="CPU threads for torch")
+    add_batch_options(c)
     add_precision(c)
     c.set_defaults(func=_cmd_compress)
 
@@ -473,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output file (one input) or existing directory (default: INPUT.png)")
     d.add_argument("--weights", help="weights file, when the file's model is not bundled")
     d.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    d.add_argument("--threads", type=thread_count, help="CPU threads for torch")
+    add_batch_options(d)
     add_precision(d)
     d.set_defaults(func=_cmd_decompress)
 

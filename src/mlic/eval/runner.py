@@ -73,21 +73,30 @@ def run_points(
     from tqdm import tqdm
 
     pixels = {p: read_rgb(p) for p in images}
+    bar = tqdm(total=len(points) * len(images), desc=name, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    rows = []
+    for _, fn in points:
+        rows.append([])
+        for p in images:
+            rows[-1].append(measure(pixels[p], fn(pixels[p])))
+            bar.update()
+    bar.close()
+    return curve(name, [q for q, _ in points], images, rows, description=description, bpp_kind=bpp_kind, extra=extra)
+
+
+def curve(name: str, qualities: list[float], images: list[Path], rows: list[list[dict]], *, description: str = "",
+          bpp_kind: str = "bitstream", extra: dict | None = None) -> Results:
+    """The RD curve of measured rows (``rows[point][image]``, from :func:`measure`): the mean of
+    each metric per quality, and every image's values."""
     per_image: dict[str, dict[str, list]] = {p.name: {k: [] for k in METRICS} for p in images}
     series: dict[str, list] = {"quality": [], **{k: [] for k in METRICS}}
-    bar = tqdm(total=len(points) * len(images), desc=name, unit="img", file=sys.stderr, disable=not progress, leave=False)
-    for quality, fn in points:
-        rows = []
-        for p in images:
-            row = measure(pixels[p], fn(pixels[p]))
-            rows.append(row)
+    for quality, point_rows in zip(qualities, rows):
+        for p, row in zip(images, point_rows):
             for k in METRICS:
                 per_image[p.name][k].append(row[k])
-            bar.update()
         series["quality"].append(quality)
         for k in METRICS:
-            series[k].append(mean_or_none([r[k] for r in rows]))
-    bar.close()
+            series[k].append(mean_or_none([r[k] for r in point_rows]))
     info = {"bpp_kind": bpp_kind, "images": len(images), "per_image": per_image, "environment": environment()}
     info.update(extra or {})
     return Results(name, series, description, info)

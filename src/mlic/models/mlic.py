@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -386,7 +386,8 @@ class MLIC(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: Tensor, check_group: int | None = None, z_in_checks: bool = True, y: Tensor | None = None,
-                 probability_dtype: torch.dtype = torch.float64, quality: float | None = None) -> dict:
+                 probability_dtype: torch.dtype = torch.float64, quality: float | None = None,
+                 progress: Callable[[], None] | None = None) -> dict:
         """Entropy-code a batch.
 
         Returns ``{"strings": [y_strings, z_strings], "shape": z size, "image_size": (H, W),
@@ -398,11 +399,14 @@ class MLIC(nn.Module):
         ``y``: the latent to code instead of ``g_a(x)`` (from :func:`mlic.models.refine.refine_latent`);
         the decoder needs nothing to know. ``probability_dtype``: float64 (format version 3)
         or float32 (versions 1 and 2); the decoder must use the same. ``quality``: for a variable-rate
-        model (rounded to 1/256 as files record it); the decoder needs the same.
+        model (rounded to 1/256 as files record it); the decoder needs the same. ``progress``: called
+        once after g_a and once after each slice (``slices + 1`` calls; a progress bar's tick).
         """
         h, w = x.shape[-2:]
         if y is None:
             y = self.analysis(x)
+        if progress is not None:
+            progress()
         elif y.shape[-2:] != coded_geometry(h, w)[0] or y.shape[:2] != (x.shape[0], self.M):
             raise ValueError(f"latent of shape {tuple(y.shape)} does not belong to an image of {h}x{w}")
         z = self.h_a(y)
@@ -417,7 +421,7 @@ class MLIC(nn.Module):
             y_coded = y.to(probability_dtype) if gains is None else y.to(probability_dtype) * gains.y
             step = EncodeStep(y_coded, self.slice_channels, self.gaussian_conditional, group,
                               z_hat if z_in_checks else None)  # fmt: skip
-            y_hat = run_slices(self, hyper, step, gains)
+            y_hat = run_slices(self, hyper, step, gains, on_slice=progress)
         return {
             "strings": [step.strings(), z_strings],
             "shape": tuple(z.shape[-2:]),
@@ -439,9 +443,11 @@ class MLIC(nn.Module):
         z_in_checks: bool = True,
         probability_dtype: torch.dtype = torch.float64,
         quality: float | None = None,
+        progress: Callable[[], None] | None = None,
     ) -> dict:
         """Inverse of :meth:`compress`: ``{"x_hat", "y_hat", "symbols_sha256"}``; ``x_hat`` cropped
         to ``image_size``; ``symbols_sha256`` as in :meth:`compress` (equal when decoding is exact).
+        ``progress``: called after each slice and once after g_s (``slices + 1`` calls).
 
         With ``checks`` (from :meth:`compress`), the decoded symbols are verified
         group by group and :class:`mlic.errors.DesyncError` is raised on a mismatch.
@@ -452,9 +458,12 @@ class MLIC(nn.Module):
                           check_group or self.default_check_group(), z_hat if z_in_checks else None)  # fmt: skip
         with self.probability_dtype(probability_dtype):
             gains = self.rate_gains(quality, probability_dtype)
-            y_hat = run_slices(self, self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains)), step, gains)
+            y_hat = run_slices(self, self.h_s(self._hyper_in(z_hat.to(probability_dtype), gains)), step, gains,
+                               on_slice=progress)  # fmt: skip
         step.finish()
         x_hat = self.synthesis(y_hat.float())
+        if progress is not None:
+            progress()
         if image_size is not None:
             x_hat = x_hat[..., : image_size[0], : image_size[1]]
         return {"x_hat": x_hat, "y_hat": y_hat, "symbols_sha256": step.checks.digests()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -33,8 +33,10 @@ class Step(Protocol):
     def __call__(self, i: int, half: str, scales: Tensor, means: Tensor) -> Tensor: ...
 
 
-def run_slices(model, hyper: Tensor, step: Step, gains=None) -> Tensor:
+def run_slices(model, hyper: Tensor, step: Step, gains=None, on_slice: Callable[[], None] | None = None) -> Tensor:
     """Decode (or quantise) every slice in order; returns ŷ [B, M, h, w].
+
+    ``on_slice``: called after each slice (progress reports; it sees nothing of the data).
 
     ``gains`` (variable-rate models): :class:`mlic.models.mlic.Gains`, whose ``y`` and ``y_inv``
     ([B or 1, M, 1, 1]) are the latent's gain and inverse gain. The step then
@@ -70,6 +72,8 @@ def run_slices(model, hyper: Tensor, step: Step, gains=None) -> Tensor:
         y_slice = y_anchor + step(i, NONANCHOR, scales, means)
         y_slice = y_slice + keep(model.lrp(i, NONANCHOR, hyper_mu, previous, y_slice), NONANCHOR)
         decoded.append(y_slice)
+        if on_slice is not None:
+            on_slice()
     return torch.cat(decoded, dim=1)
 
 
