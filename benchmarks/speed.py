@@ -294,7 +294,7 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="per-stage times, FLOPs and FLOP/s")
     ap.add_argument("--sizes", default="768x512,1920x1080", help="with --breakdown: WIDTHxHEIGHT list")
     ap.add_argument("--thread-counts", default="1,2", help="with --breakdown: thread counts")
-    args, rest = ap.parse_known_args()
+    args = ap.parse_args()
     if args.breakdown:
         breakdown(args)
         return

@@ -130,3 +130,21 @@ def test_a_fast_photo_shows_no_bar(tmp_path, weights, monkeypatch):
     monkeypatch.setattr(common, "PROGRESS_DELAY_S", 3600.0)
     assert main(["compress", str(src), "--weights", str(weights)]) == 0
     assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize("with_progress", [False, True])
+def test_a_latent_of_the_wrong_shape_is_refused_with_or_without_progress(weights, with_progress):
+    import torch
+
+    from mlic.io.weights import load_model
+
+    model = load_model(weights)
+    model.update()
+    x = torch.rand(1, 3, 64, 128)
+    y = torch.zeros(1, model.M, 4, 4)  # an image of 64x128 has a 4x8 latent
+    ticks: list[int] = []
+    with pytest.raises(ValueError, match="does not belong"):
+        model.compress(x, y=y, progress=(lambda: ticks.append(1)) if with_progress else None)
+    assert ticks == []
+    model.compress(x, y=torch.zeros(1, model.M, 4, 8), progress=lambda: ticks.append(1))
+    assert len(ticks) == model.slices + 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Callable
 
+from ..errors import MlicError
 from ..models.config import PRECISIONS
 
 EXIT_OK, EXIT_USAGE, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPT = 0, 1, 2, 3, 130
@@ -51,6 +53,16 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
                         help="work on N files at once in N processes, one thread each unless --threads "
                              "(faster for many small photos; default 1)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def timed_call(fn: Callable, *task) -> tuple:
+    """``(fn(*task), None, seconds)``, or ``(None, error, seconds)`` when it raises an
+    MlicError (bad input: the caller reports it and goes on with the next file)."""
+    t0 = time.perf_counter()
+    try:
+        return fn(*task), None, time.perf_counter() - t0
+    except MlicError as exc:
+        return None, exc, time.perf_counter() - t0
 
 
 def _set_threads(n: int | None) -> None:

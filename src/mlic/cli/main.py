@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -33,10 +32,10 @@ from .common import (  # noqa: F401 - re-exported for tests and the other verbs
     add_batch_options,
     add_precision,
     check_precision,
-    job_count,
     show_progress,
     step_count,
     thread_count,
+    timed_call,
 )
 
 
@@ -75,7 +74,7 @@ def _run_batch(args, inputs: list[Path], outputs: list[Path], desc: str, make_on
     each; with several files an error skips that file (reported on stderr) and the exit code
     says some failed. ``--jobs N``: N worker processes (one thread each unless --threads), each
     building its own ``one``; lines come in input order."""
-    jobs = min(getattr(args, "jobs", 1) or 1, len(inputs))
+    jobs = min(args.jobs, len(inputs))
     single = len(inputs) == 1
     one = make_one(args, show_progress(args.quiet) and single)  # checks the options and loads the model here
     if jobs > 1:
@@ -84,7 +83,7 @@ def _run_batch(args, inputs: list[Path], outputs: list[Path], desc: str, make_on
 
         results = pool_map(make_one, args, list(zip(inputs, outputs)), jobs, args.threads or 1)
     else:
-        results = (_timed(one, src, dst) for src, dst in zip(_progress(inputs, desc, args.quiet), outputs))
+        results = (timed_call(one, src, dst) for src, dst in zip(_progress(inputs, desc, args.quiet), outputs))
     failures = 0
     for (src, dst), (summary, error, seconds) in zip(zip(inputs, outputs), results):
         if error is not None:
@@ -96,15 +95,6 @@ def _run_batch(args, inputs: list[Path], outputs: list[Path], desc: str, make_on
             continue
         print(f"{src} -> {dst}: {summary}, {seconds:.2f} s", flush=True)
     return EXIT_INPUT if failures else EXIT_OK
-
-
-def _timed(one, src: Path, dst: Path) -> tuple[str | None, MlicError | None, float]:
-    """``(summary, None, seconds)``, or ``(None, error, seconds)`` for bad input."""
-    t0 = time.perf_counter()
-    try:
-        return one(src, dst), None, time.perf_counter() - t0
-    except MlicError as exc:
-        return None, exc, time.perf_counter() - t0
 
 
 # -- compress ---------------------------------------------------------------------

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from ..errors import MlicError
+from .common import timed_call
 
 _WORK: Callable | None = None
 
@@ -30,17 +29,12 @@ def _start(factory: Callable, args, threads: int) -> None:
 
 
 def _run(task: tuple) -> tuple:
-    """``(result, None, seconds)`` or ``(None, error, seconds)`` for bad input (MlicError)."""
-    t0 = time.perf_counter()
-    try:
-        return _WORK(*task), None, time.perf_counter() - t0
-    except MlicError as exc:
-        return None, exc, time.perf_counter() - t0
+    return timed_call(_WORK, *task)
 
 
 def pool_map(factory: Callable, args, tasks: Iterable[tuple], jobs: int, threads: int) -> Iterator[tuple]:
     """``factory(args, False)(*task)`` for every task in ``jobs`` processes of ``threads`` threads:
-    ``(result, error, seconds)`` per task, in order. ``factory`` must be a module-level function
+    ``(result, error, seconds)`` per task (:func:`~mlic.cli.common.timed_call`), in order. ``factory`` must be a module-level function
     and ``args`` picklable (an argparse namespace is)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,

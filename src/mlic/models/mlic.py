@@ -405,10 +405,10 @@ class MLIC(nn.Module):
         h, w = x.shape[-2:]
         if y is None:
             y = self.analysis(x)
-        if progress is not None:
-            progress()
         elif y.shape[-2:] != coded_geometry(h, w)[0] or y.shape[:2] != (x.shape[0], self.M):
             raise ValueError(f"latent of shape {tuple(y.shape)} does not belong to an image of {h}x{w}")
+        if progress is not None:
+            progress()
         z = self.h_a(y)
         gains = self.rate_gains(quality, probability_dtype)
         if gains is not None and gains.z is not None:
