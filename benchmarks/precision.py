@@ -9,9 +9,9 @@ For every bundled quality and the first N Kodak images (``--kodak``, default ``$
 - decoder: the fp32-encoded file decoded with g_s in fp32 and in bf16 on this CPU: the share
   of 8-bit values that differ, the largest difference, the PSNR change against the original;
 - other kernels (unless ``--no-avx2``): the same files decoded in a fresh process that runs
-  torch with AVX2 kernels only (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``: how a CPU
-  without AVX-512 runs; bf16 is then emulated), compared with this CPU's decodes of the same
-  precision. The decoded symbols (SHA-256) must be identical everywhere.
+  torch with AVX2 kernels only (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+  MKL_ENABLE_INSTRUCTIONS=AVX2``: how a CPU without AVX-512 runs; bf16 is then emulated),
+  compared with this CPU's decodes of the same precision. The decoded symbols (SHA-256) must be identical everywhere.
 
 Prints Markdown tables (docs/determinism.md, "Transform precision").
 """
@@ -30,6 +30,7 @@ import numpy as np
 from kodak_dir import add_kodak_argument, kodak_images
 
 from mlic import zoo
+from mlic._torch_internals import AVX2_ONLY_ENV
 from mlic.cli.common import DEFAULT_MODEL
 from mlic.codec import compress_image, decode_tiles
 from mlic.eval import psnr_rgb
@@ -38,7 +39,7 @@ from mlic.io.image import read_image
 from mlic.io.tensor import tensor_to_rgb
 from mlic.models.mlic import native_bf16
 
-AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+AVX2 = AVX2_ONLY_ENV  # ATen, oneDNN and MKL restricted to AVX2
 
 
 def decode(path: Path, precision: str, cache: dict) -> tuple[np.ndarray, str]:

@@ -3,18 +3,26 @@
     python benchmarks/speed.py [--size 768x512 | --image PHOTO] [--threads 2] [--repeats 3]
                                [--models bundled,mlic,mlic-plus,mlic-plusplus] [--cpus native,avx2]
                                [--precisions fp32,bf16] [--probability float64,float32]
+                               [--inference-path fast,plain]
     python benchmarks/speed.py --breakdown [--sizes 768x512,1920x1080] [--thread-counts 1,2] [--models ...]
+                               [--cpus native,avx2]
+    python benchmarks/speed.py --transforms --inference-path fast,plain [--models bundled] [--repeats 6]
 
 One run measures every model at every transform precision on each CPU kind: ``native`` is
 this CPU; ``avx2`` is the same machine emulating a CPU with AVX2 only
-(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``; bf16 would be emulated there, so it is
-timed in fp32 only, as ``--precision auto`` runs it). Each kind runs in its own process (the
-ISA is fixed when torch loads), one after the other. ``bundled`` is the bundled MLIC+ at its
+(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2``, see
+``mlic._torch_internals.AVX2_ONLY_ENV``; bf16 would be emulated there, so it is timed in fp32
+only, as ``--precision auto`` runs it). Each kind runs in its own process (the ISA is fixed
+when torch loads), one after the other. ``bundled`` is the bundled MLIC+ at its
 highest quality; the others are default-size models with random weights. Prints the best of
 ``repeats`` runs, the FLOP bound (every stage at this CPU kind's measured matmul/conv
 throughput in its precision) and the ratio to it, checks that decompression reproduces the
 encoder's latent exactly and, for bf16 transforms, the PSNR of the bf16 decode against the
-fp32 decode of the same stream. Anchor (AMD EPYC, AVX512-BF16): the official MLIC++ code
+fp32 decode of the same stream. ``--inference-path fast,plain`` times each row twice, with
+and without the transforms' inference path (in-place blocks and channels-last weight copies,
+``mlic.nn.inference``), back to back; ``--transforms`` times g_a and g_s alone with the paths
+interleaved in every repeat (finer than whole calls). ``--breakdown`` splits one model's time by stage, in a
+child process per CPU kind as well. Anchor (AMD EPYC, AVX512-BF16): the official MLIC++ code
 compresses a 768x512 image in 2.8 s and decompresses in 3.2 s.
 """
 
@@ -27,10 +35,13 @@ import os
 import subprocess
 import sys
 import time
+from itertools import product
 
 import torch
 
+from mlic._torch_internals import AVX2_ONLY_ENV
 from mlic.models import build
+from mlic.nn import inference
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:
@@ -160,8 +171,13 @@ def flop_bound(flops: dict[str, float], peak: dict[str, float], transform_precis
 
 
 def breakdown(args) -> None:
+    """Per-stage times on this process's CPU kind, g_a / g_s in the first of ``--precisions``
+    that runs natively here (fp32 where bf16 would be emulated)."""
+    from mlic.models.mlic import native_bf16
+
     stages = ("g_a", "h_a", "h_s", "entropy model", "coding", "g_s", "other")
     prob = args.probability.split(",")[0]
+    precision = next((p for p in args.precisions.split(",") if p != "bf16" or native_bf16()), "fp32")
     dtype = getattr(torch, prob)
     for threads in (int(t) for t in args.thread_counts.split(",")):
         torch.set_num_threads(threads)
@@ -173,11 +189,11 @@ def breakdown(args) -> None:
             torch.manual_seed(0)
             x = torch.rand(1, 3, h, w)
             for name in args.models.split(","):
-                model = build(name).eval()
-                model.update()
+                model, quality = load_model(name)
+                model.transform_precision = precision
                 flops = stage_flops(model, x)
                 with torch.no_grad():
-                    t_fwd, _ = best_of(lambda: model(x), args.repeats)
+                    t_fwd, _ = best_of(lambda: model(x, quality=quality), args.repeats)
                 rows = {}
                 for op in ("compress", "decompress"):
                     best = None
@@ -186,9 +202,10 @@ def breakdown(args) -> None:
                         try:
                             t0 = time.perf_counter()
                             if op == "compress":
-                                enc = model.compress(x, probability_dtype=dtype)
+                                enc = model.compress(x, probability_dtype=dtype, quality=quality)
                             else:
-                                model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype)
+                                model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype,
+                                                 quality=quality)  # fmt: skip
                             total = time.perf_counter() - t0
                         finally:
                             timer.restore()
@@ -215,7 +232,37 @@ def breakdown(args) -> None:
                       f"compress >= {bound['compress']:.2f} s, decompress >= {bound['decompress']:.2f} s")  # fmt: skip
 
 
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+def transforms(args) -> None:
+    """g_a and g_s alone, fp32, each ``--inference-path`` in turn within every repeat (so that a
+    busy moment hits all paths alike); best per path, and whether every path gave the same bits."""
+    torch.set_num_threads(args.threads)
+    x = input_image(args)
+    paths = args.inference_path.split(",")
+    for name in args.models.split(","):
+        model, quality = load_model(name)
+        model.transform_precision = "fp32"
+        best: dict[str, list[float]] = {p: [math.inf, math.inf] for p in paths}
+        outs: dict[str, tuple] = {}
+        with torch.no_grad():
+            for _ in range(args.repeats):
+                for path in paths:
+                    inference.enabled = path == "fast"
+                    t0 = time.perf_counter()
+                    y = model.analysis(x)
+                    t1 = time.perf_counter()
+                    x_hat = model.synthesis(torch.round(y))
+                    t2 = time.perf_counter()
+                    best[path] = [min(best[path][0], t1 - t0), min(best[path][1], t2 - t1)]
+                    outs[path] = (y, x_hat)
+        inference.enabled = True
+        first = outs[paths[0]]
+        same = all(torch.equal(o[0], first[0]) and torch.equal(o[1], first[1]) for o in outs.values())
+        for path in paths:
+            print(f"{name:<14} {torch.backends.cpu.get_cpu_capability():<7} {path:<6} g_a {best[path][0] * 1e3:6.0f} ms  "
+                  f"g_s {best[path][1] * 1e3:6.0f} ms  (best of {args.repeats}; same bits on every path: {same})")  # fmt: skip
+
+
+AVX2_ENV = AVX2_ONLY_ENV  # ATen, oneDNN and MKL restricted to AVX2
 
 
 def load_model(name: str):
@@ -254,27 +301,28 @@ def measure_here(args) -> list[dict]:
     for name in args.models.split(","):
         model, quality = load_model(name)
         flops = stage_flops(model, x)
-        for precision in precisions:
-            for prob in args.probability.split(","):
-                dtype = getattr(torch, prob)
-                model.transform_precision = precision
-                t_enc, enc = best_of(lambda: model.compress(x, probability_dtype=dtype, quality=quality), args.repeats)
-                t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"],
-                                                              probability_dtype=dtype, quality=quality), args.repeats)  # fmt: skip
-                nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
-                # how far this precision's decoded image is from the fp32 decode of the same stream
-                model.transform_precision = "fp32"
-                ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype,
-                                       quality=quality)["x_hat"].clamp(0, 1)  # fmt: skip
-                mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
-                bound = flop_bound(flops, peak, precision, prob)
-                rows.append({
-                    "model": name, "precision": precision, "probability": prob, "compress": t_enc, "decompress": t_dec,
-                    "bound_compress": bound["compress"], "bound_decompress": bound["decompress"], "bytes": nbytes,
-                    "exact": bool(torch.equal(dec["y_hat"], enc["y_hat"])),
-                    "db_vs_fp32": None if mse == 0 else 10 * math.log10(1 / mse),
-                    "peak_gflops": {k: v / 1e9 for k, v in peak.items()},
-                })  # fmt: skip
+        for precision, prob, path in product(precisions, args.probability.split(","), args.inference_path.split(",")):
+            dtype = getattr(torch, prob)
+            model.transform_precision = precision
+            inference.enabled = path == "fast"
+            t_enc, enc = best_of(lambda: model.compress(x, probability_dtype=dtype, quality=quality), args.repeats)
+            t_dec, dec = best_of(lambda: model.decompress(enc["strings"], enc["shape"], enc["image_size"],
+                                                          probability_dtype=dtype, quality=quality), args.repeats)  # fmt: skip
+            nbytes = sum(len(s) for strings in enc["strings"] for s in strings)
+            # how far this precision's decoded image is from the fp32 decode of the same stream
+            model.transform_precision = "fp32"
+            ref = model.decompress(enc["strings"], enc["shape"], enc["image_size"], probability_dtype=dtype,
+                                   quality=quality)["x_hat"].clamp(0, 1)  # fmt: skip
+            mse = torch.mean((dec["x_hat"].clamp(0, 1) - ref) ** 2).item()
+            bound = flop_bound(flops, peak, precision, prob)
+            inference.enabled = True
+            rows.append({
+                "model": name, "precision": precision, "probability": prob, "path": path, "compress": t_enc, "decompress": t_dec,
+                "bound_compress": bound["compress"], "bound_decompress": bound["decompress"], "bytes": nbytes,
+                "exact": bool(torch.equal(dec["y_hat"], enc["y_hat"])),
+                "db_vs_fp32": None if mse == 0 else 10 * math.log10(1 / mse),
+                "peak_gflops": {k: v / 1e9 for k, v in peak.items()},
+            })  # fmt: skip
     return rows
 
 
@@ -290,24 +338,39 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16", help="transform precisions to time (g_a, g_s only)")
     ap.add_argument("--probability", default="float64",
                     help="probability-path dtypes to time: float64 (format version 3, the default) and/or float32 (versions 1-2)")
+    ap.add_argument("--inference-path", default="fast",
+                    help="fast (in-place blocks, channels-last weights: mlic.nn.inference) and/or plain (the ordinary "
+                         "path), to time what the fast path buys")  # fmt: skip
+    ap.add_argument("--transforms", action="store_true",
+                    help="g_a and g_s alone in fp32, the --inference-path values interleaved")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one CPU kind, rows as JSON (the children)
     ap.add_argument("--breakdown", action="store_true", help="per-stage times, FLOPs and FLOP/s")
     ap.add_argument("--sizes", default="768x512,1920x1080", help="with --breakdown: WIDTHxHEIGHT list")
     ap.add_argument("--thread-counts", default="1,2", help="with --breakdown: thread counts")
     args = ap.parse_args()
-    if args.breakdown:
-        breakdown(args)
+    kinds = args.cpus.split(",")
+    if any(kind not in ("native", "avx2") for kind in kinds):
+        raise SystemExit(f"unknown CPU kind in {args.cpus!r} (native, avx2)")
+    if args.json:  # a child: one CPU kind
+        if args.transforms:
+            transforms(args)
+        elif args.breakdown:
+            breakdown(args)
+        else:
+            print(json.dumps(measure_here(args)))
         return
-    if args.json:
-        print(json.dumps(measure_here(args)))
+    if args.breakdown or args.transforms:
+        for kind in kinds:
+            print(f"\n== {kind} CPU ==", flush=True)
+            env = dict(os.environ, **(AVX2_ENV if kind == "avx2" else {}))
+            if subprocess.run([sys.executable, __file__, "--json", *sys.argv[1:]], env=env).returncode:
+                raise SystemExit(f"the {kind} run failed")
         return
     where = f"{args.image}" if args.image else f"{args.size} random"
     print(f"{where}, {args.threads} threads, best of {args.repeats}")
-    print(f"{'model':<14} {'cpu':<6} {'g_a/g_s':>7} {'prob.':>6} {'compress s':>10} {'bound':>6} {'x':>5} "
+    print(f"{'model':<14} {'cpu':<6} {'g_a/g_s':>7} {'prob.':>6} {'path':>5} {'compress s':>10} {'bound':>6} {'x':>5} "
           f"{'decompress s':>12} {'bound':>6} {'x':>5} {'bytes':>8} {'exact':>6} {'dB vs fp32':>10}")  # fmt: skip
-    for kind in args.cpus.split(","):
-        if kind not in ("native", "avx2"):
-            raise SystemExit(f"unknown CPU kind {kind!r} (native, avx2)")
+    for kind in kinds:
         env = dict(os.environ, **(AVX2_ENV if kind == "avx2" else {}))
         cmd = [sys.executable, __file__, "--json", *sys.argv[1:]]
         if kind == "avx2":
@@ -322,7 +385,7 @@ def main() -> None:
               f"GFLOP/s, {bf16}")  # fmt: skip
         for r in rows:
             gap = "exact" if r["db_vs_fp32"] is None else f"{r['db_vs_fp32']:.1f}"
-            print(f"{r['model']:<14} {kind:<6} {r['precision']:>7} {r['probability'][5:]:>6} {r['compress']:>10.2f} "
+            print(f"{r['model']:<14} {kind:<6} {r['precision']:>7} {r['probability'][5:]:>6} {r['path']:>5} {r['compress']:>10.2f} "
                   f"{r['bound_compress']:>6.2f} {r['compress'] / r['bound_compress']:>5.2f} {r['decompress']:>12.2f} "
                   f"{r['bound_decompress']:>6.2f} {r['decompress'] / r['bound_decompress']:>5.2f} {r['bytes']:>8} "
                   f"{str(r['exact']):>6} {gap:>10}")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import json
 import os
 import subprocess
@@ -120,6 +121,30 @@ def test_one_photo_shows_a_bar_on_a_terminal_only(tmp_path, weights, monkeypatch
     else:
         assert shown == ""
     assert "photo.mlic" in capsys.readouterr().out  # the summary lines stay on stdout
+
+
+def test_the_bar_restarts_numbered_for_each_trial_encode_of_a_target(tmp_path, monkeypatch, capsys):
+    from test_variable_rate import vr_model
+
+    from mlic.io import save_model
+
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(common, "PROGRESS_DELAY_S", 0.0)
+    with common.WorkBar("x.png", True) as work:  # two passes over the same work
+        for done in (1, 2, 3, 1, 2, 3):
+            work.callback()(done, 3)
+    assert "x.png (encode 2)" in err.getvalue() and "(encode 3)" not in err.getvalue()
+    weights = tmp_path / "vr.safetensors"
+    save_model(vr_model(), weights)
+    src = tmp_path / "photo.png"
+    Image.fromarray(kodak_rgb("kodim05.png", 100, 130)).save(src)
+    err.seek(0)
+    err.truncate()
+    assert main(["compress", str(src), "--weights", str(weights), "--tile", "64", "--target-bytes", "3500"]) == 0
+    encodes = int(re.search(r"\((\d+) encodes?", capsys.readouterr().out).group(1))
+    assert "photo.png:" in err.getvalue()
+    assert (f"(encode {encodes})" in err.getvalue()) == (encodes > 1) and f"(encode {encodes + 1})" not in err.getvalue()
 
 
 def test_a_fast_photo_shows_no_bar(tmp_path, weights, monkeypatch):

@@ -14,7 +14,8 @@ from mlic.context.global_intra import GlobalIntraContext
 from mlic.context.local import CheckerboardWindowAttention, StackedCheckerboardConv
 from mlic.context.parameters import EntropyParameters, LatentResidualPrediction
 from mlic.models import build
-from mlic.nn import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
+from mlic.nn import GDN, IGDN, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
+from mlic.nn.inference import make_channels_last_ready
 
 
 def count(m: torch.nn.Module) -> int:
@@ -74,6 +75,42 @@ def test_shapes_for_a_256_input(name):
     assert out["x_hat"].shape == x.shape
     assert out["likelihoods"]["y"].shape == y.shape
     assert out["likelihoods"]["z"].shape == z.shape
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_blocks_write_in_place_with_the_same_bits(layout):
+    """Without autograd the blocks and GDN overwrite their own temporaries and convolve with
+    channels-last copies of their weights (mlic.nn.inference): the same values as the ordinary
+    path to the bit, and the input untouched."""
+    torch.manual_seed(3)
+    cases = [(ResidualBlockWithStride(16, 24), 16), (ResidualBlock(24, 24), 24), (ResidualBlock(24, 16), 24),
+             (ResidualBlockUpsample(16, 8), 16), (GDN(16), 16), (IGDN(16), 16)]  # fmt: skip
+    for block, cin in cases:
+        make_channels_last_ready(block)  # as in g_a / g_s: cached channels-last weights too
+        with torch.no_grad():  # trained-looking weights: GDN away from its identity start
+            for p in block.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        x = torch.randn(1, cin, 12, 20).contiguous(memory_format=layout)
+        before = x.clone()
+        reference = block(x).detach()  # autograd on: the out-of-place path
+        with torch.no_grad():
+            fast = block(x)
+        assert torch.equal(fast, reference), type(block).__name__
+        assert torch.equal(x, before), f"{type(block).__name__} wrote into its input"
+
+
+def test_channels_last_weight_cache_follows_the_weight_and_is_never_saved():
+    conv = make_channels_last_ready(torch.nn.Conv2d(8, 8, 3, padding=1))
+    keys = set(conv.state_dict())
+    x = torch.randn(1, 8, 6, 10).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        conv(x)
+        assert "_channels_last_weight" in conv.__dict__ and set(conv.state_dict()) == keys
+        conv.weight.mul_(2)  # an in-place change (an optimiser step): the copy must follow
+        assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1))
+    loss = conv(x.contiguous()).square().mean()  # training after inference: the ordinary path
+    loss.backward()
+    assert conv.weight.grad is not None and conv.weight.is_contiguous()
 
 
 def test_unknown_model_and_bad_config_are_refused():

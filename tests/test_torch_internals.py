@@ -3,6 +3,12 @@ needs: a torch upgrade that breaks one fails here, by name, not deep inside a ru
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 
 from conftest import TINY
@@ -37,9 +43,42 @@ def test_onednn_bf16_probe_is_still_there():
     assert isinstance(ti.cpu_has_native_bf16(), bool)
 
 
+def test_gelu_in_place_gives_the_bits_of_gelu():
+    x = torch.randn(3, 8, 5, 7).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.gelu(x)
+    y = x.clone()
+    assert ti.gelu_(y) is y and torch.equal(y, expected)
+
+
 def test_ddp_ignore_marks_the_parameters():
     """What DistributedDataParallel reads to skip parameters (the two-process test in
     test_train.py runs the real thing)."""
     model = build("mlic-plus", **TINY)
     ti.ddp_ignore(model, ["entropy_bottleneck.quantiles"])
     assert set(getattr(model, "_ddp_params_and_buffers_to_ignore")) == {"entropy_bottleneck.quantiles"}
+
+
+_PROBE = """
+import json, torch
+a = torch.ones(256, 256)
+(a @ a).sum()
+from mlic._torch_internals import cpu_has_native_bf16
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "bf16": cpu_has_native_bf16()}))
+"""
+
+
+def test_avx2_emulation_restricts_all_three_kernel_libraries():
+    """The AVX2-only emulation the cross-CPU tests and benchmarks use: ATen reports AVX2, oneDNN
+    has no bf16 kernels, and MKL (matrix products) announces an AVX2 code path, not AVX-512
+    (MKL_VERBOSE prints the instruction set it dispatched to)."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = dict(os.environ, MKL_VERBOSE="1", OMP_NUM_THREADS="1", **ti.AVX2_ONLY_ENV)
+    r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    facts = json.loads(r.stdout.strip().splitlines()[-1])
+    assert facts == {"capability": "AVX2", "bf16": False}
+    banner = [line for line in r.stdout.splitlines() if line.startswith("MKL_VERBOSE") and "Product build" in line]
+    if not torch.backends.mkl.is_available() or not banner:
+        pytest.skip("this torch does not use MKL (or MKL printed no banner): nothing more to restrict")
+    assert "AVX-512" not in banner[0] and "AVX2" in banner[0], banner[0]

@@ -18,6 +18,24 @@ def version_key(t: torch.Tensor) -> tuple:
     return (t.data_ptr(), t._version, tuple(t.shape))
 
 
+# How torch runs on an x86-64 CPU with AVX2 but no AVX-512 (and so no bf16 kernels), emulated on
+# any newer one: each of torch's three kernel libraries picks its instruction set on its own.
+# ATen's elementwise and reduction kernels follow ATEN_CPU_CAPABILITY, oneDNN's convolutions
+# ONEDNN_MAX_CPU_ISA, and MKL (matrix products, float64 convolutions, attention)
+# MKL_ENABLE_INSTRUCTIONS. Without the last one MKL keeps its AVX-512 / AMX kernels: measured
+# here, a 2048x2048 fp32 product ran at 169 GFLOP/s on one thread instead of 81 with AVX2
+# kernels (float64: 68 instead of 37), so speed and cross-CPU results were AVX-512 ones.
+# ``tests/test_torch_internals.py`` checks in a fresh process that all three take effect.
+AVX2_ONLY_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def gelu_(x: torch.Tensor) -> torch.Tensor:
+    """Exact (erf) GELU in place: ATen's ``gelu_``, which ``torch.nn.functional`` does not expose.
+    The transforms' inference path uses it to skip a full-resolution allocation per GELU
+    (mlic.nn.inference); it gives the bits of ``F.gelu`` (tested)."""
+    return torch._C._nn.gelu_(x)
+
+
 def cpu_has_native_bf16() -> bool:
     """oneDNN's own probe for AVX512-BF16 / AMX kernels (torch has no public one for CPUs); where
     bf16 is emulated it is several times slower than fp32 (docs/determinism.md). If the probe

@@ -107,11 +107,12 @@ def _progress(items: list, desc: str, quiet: bool = False):
 
 class WorkBar:
     """A bar over one photo's codec work (``progress(done, total)`` of :mod:`mlic.codec`): on a
-    terminal, from PROGRESS_DELAY_S after it was made, cleared when done. Inactive (``None``
-    from :meth:`callback`) when ``show`` is false."""
+    terminal, from PROGRESS_DELAY_S after it was made, cleared when done; work that starts over
+    (each trial encode of ``--target-*``) restarts it, numbered. Inactive (``None`` from
+    :meth:`callback`) when ``show`` is false."""
 
     def __init__(self, desc: str, show: bool) -> None:
-        self.bar = None
+        self.bar, self.desc, self.passes = None, desc, 1
         if show:
             from tqdm import tqdm
 
@@ -122,6 +123,10 @@ class WorkBar:
         return None if self.bar is None else self._update
 
     def _update(self, done: int, total: int) -> None:
+        if done < self.bar.n:  # the work started again (the trial encodes of a size or PSNR target)
+            self.passes += 1
+            self.bar.set_description_str(f"{self.desc} (encode {self.passes})", refresh=False)
+            self.bar.reset(total=total)
         if self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)

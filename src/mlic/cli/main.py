@@ -195,8 +195,9 @@ def _compressor(args, bar: bool):
             options = dict(search)
             if args.refine_lambda is None:
                 options["lmbda"] = None  # the codec takes each quality's own lambda
-            found = compress_to_target(model, image, target_bytes=size, target_psnr=target_psnr, metric=metric,
-                                       tile=args.tile, verify=args.verify, **options)  # fmt: skip
+            with WorkBar(src.name, bar) as work:  # each trial encode runs the bar again
+                found = compress_to_target(model, image, target_bytes=size, target_psnr=target_psnr, metric=metric,
+                                           tile=args.tile, verify=args.verify, progress=work.callback(), **options)  # fmt: skip
             data = found.data
             reached = f"quality {found.quality:g}" + (f", {found.psnr:.2f} dB" if found.psnr is not None else "")
             reached += f" ({found.encodes} encode{'s' if found.encodes > 1 else ''}{'; ' + found.note if found.note else ''}), "

@@ -38,6 +38,7 @@ from ..context.parameters import EntropyParameters, LatentResidualPrediction
 from ..entropy import EntropyBottleneck, GaussianConditional
 from ..entropy.quantize import quantize
 from ..nn import scale_gradient
+from ..nn.inference import make_channels_last_ready
 from ..nn.invariant import make_thread_invariant
 from .config import PAD, PRECISIONS, QUALITY_SCALE, MLICConfig, coded_geometry, quality_code
 from .slices import DecodeStep, EncodeStep, QuantizeStep, run_slices
@@ -144,6 +145,8 @@ class MLIC(nn.Module):
         for name, child in self.named_children():
             if name not in ("g_a", "g_s"):
                 make_thread_invariant(child)
+            else:  # inference keeps a channels-last copy of each weight (mlic.nn.inference)
+                make_channels_last_ready(child)
         # channels_last only without autograd (see _layout): NHWC inputs make oneDNN's bf16
         # convolutions 20-30 % faster here, but torch 2.13's CPU convolution backward corrupts
         # the heap when input and weight formats differ (reproduced with two strided convs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .gdn import GDN, IGDN
+from .inference import gelu, plus
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -36,8 +37,8 @@ class ResidualBlockWithStride(nn.Module):
         self.skip = conv1x1(cin, cout, stride) if stride != 1 or cin != cout else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.gdn(self.conv2(self.act(self.conv1(x))))
-        return out + (x if self.skip is None else self.skip(x))
+        out = self.gdn(self.conv2(gelu(self.conv1(x), self.act)))
+        return plus(out, x if self.skip is None else self.skip(x))
 
 
 class ResidualBlock(nn.Module):
@@ -51,8 +52,8 @@ class ResidualBlock(nn.Module):
         self.skip = conv1x1(cin, cout) if cin != cout else None
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.act(self.conv2(self.act(self.conv1(x))))
-        return out + (x if self.skip is None else self.skip(x))
+        out = gelu(self.conv2(gelu(self.conv1(x), self.act)), self.act)
+        return plus(out, x if self.skip is None else self.skip(x))
 
 
 class ResidualBlockUpsample(nn.Module):
@@ -67,4 +68,4 @@ class ResidualBlockUpsample(nn.Module):
         self.upsample = subpel3x3(cin, cout, r)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.igdn(self.conv(self.act(self.subpel_conv(x)))) + self.upsample(x)
+        return plus(self.igdn(self.conv(gelu(self.subpel_conv(x), self.act))), self.upsample(x))

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .bound import NonNegativeParametrizer
+from .inference import in_place_ok
 
 
 class GDN(nn.Module):
@@ -31,6 +32,8 @@ class GDN(nn.Module):
         beta = self.beta_reparam(self.beta)
         gamma = self.gamma_reparam(self.gamma).reshape(c, c, 1, 1)
         norm = F.conv2d(x * x, gamma, beta)
+        if in_place_ok(norm, x):  # inference: the same products, into the convolution's output
+            return (norm.sqrt_() if self.inverse else norm.rsqrt_()).mul_(x)
         return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
 
 
