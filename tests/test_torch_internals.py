@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,28 @@ def test_avx2_emulation_restricts_all_three_kernel_libraries():
     if not torch.backends.mkl.is_available() or not banner:
         pytest.skip("this torch does not use MKL (or MKL printed no banner): nothing more to restrict")
     assert "AVX-512" not in banner[0] and "AVX2" in banner[0], banner[0]
+
+
+def test_the_probability_path_keeps_its_bits_across_thread_counts_with_avx2_kernels():
+    """MKL's AVX2 matrix products (an AVX2-only CPU) gave other bits with 1 and 2 threads until
+    ``import mlic`` asked for strict reproducibility (MKL_CBWR=AUTO,STRICT, mlic/__init__.py):
+    the thread-count and half-grid exactness tests, rerun in a fresh process with AVX2 kernels
+    only (without the setting, 7 of them failed there)."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        pytest.skip("not an x86-64 CPU with AVX2")
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    env.update(ti.AVX2_ONLY_ENV)
+    tests = str(Path(__file__).resolve().parent / "test_models.py")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests, "-k",
+                        "thread_count_invariant or half_grid"], capture_output=True, text=True, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "passed" in r.stdout and "failed" not in r.stdout
+
+
+def test_import_mlic_asks_mkl_for_thread_independent_results_and_keeps_a_users_choice():
+    probe = "import os, mlic; print(os.environ.get('MKL_CBWR'))"
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "AUTO,STRICT", r.stderr
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(env, MKL_CBWR="AVX2"))
+    assert r.stdout.strip() == "AVX2", r.stderr

@@ -17,3 +17,13 @@ cli       the `mlic` command
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# MKL's matrix products with the same bits whatever the thread count: strict conditional
+# numerical reproducibility (a value the user set is kept). The probability path computes its
+# 1x1 convolutions as matrix products so that a decoder with another thread count makes the
+# encoder's choices; MKL's AVX-512 kernels gave the same bits with 1 and 2 threads, its AVX2
+# kernels (an AVX2-only CPU) did not. MKL reads this at its first call in the process, so it is
+# set here, before mlic (or anything it imports) runs one (docs/determinism.md).
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
