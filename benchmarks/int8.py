@@ -20,24 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 import warnings
 
 import torch
-
-from mlic._torch_internals import AVX2_ONLY_ENV
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+from speed import best_of, kind_env
 
 
 def measure(args) -> dict:
@@ -59,11 +47,11 @@ def measure(args) -> dict:
         model.analysis(x)
         for hk in hooks:
             hk.remove()
-        t_ga = best_of(lambda: model.analysis(x), args.repeats)
+        t_ga = best_of(lambda: model.analysis(x), args.repeats)[0]
         rows = []
         deprecated = False
         for conv, inp in inputs:
-            t_fp32 = best_of(lambda: conv(inp), args.repeats)
+            t_fp32 = best_of(lambda: conv(inp), args.repeats)[0]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 q = nnq.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding)
@@ -79,7 +67,7 @@ def measure(args) -> dict:
                     return q(xq).dequantize()
 
                 int8()
-                t_int8 = best_of(int8, args.repeats)
+                t_int8 = best_of(int8, args.repeats)[0]
             rows.append({"layer": f"{conv.in_channels}->{conv.out_channels} k{conv.kernel_size[0]} s{conv.stride[0]} "
                                   f"at {inp.shape[-1]}x{inp.shape[-2]}", "fp32": t_fp32, "int8": t_int8})  # fmt: skip
     return {"g_a": t_ga, "rows": rows, "deprecated": deprecated, "capability": torch.backends.cpu.get_cpu_capability()}
@@ -99,7 +87,7 @@ def main() -> None:
     for kind in args.cpus.split(","):
         if kind not in ("native", "avx2"):
             raise SystemExit(f"unknown CPU kind {kind!r} (native, avx2)")
-        env = dict(os.environ, **(dict(AVX2_ONLY_ENV, FBGEMM_ENABLE_INSTRUCTIONS="AVX2") if kind == "avx2" else {}))
+        env = dict(kind_env(kind), **({"FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"} if kind == "avx2" else {}))
         done = subprocess.run([sys.executable, __file__, "--json", *sys.argv[1:]], env=env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"the {kind} run failed:\n{done.stderr}")

@@ -39,9 +39,6 @@ from mlic.io.image import read_image
 from mlic.io.tensor import tensor_to_rgb
 from mlic.models.mlic import native_bf16
 
-AVX2 = AVX2_ONLY_ENV  # ATen, oneDNN and MKL restricted to AVX2
-
-
 def decode(path: Path, precision: str, cache: dict) -> tuple[np.ndarray, str]:
     """(8-bit RGB, SHA-256 of the decoded symbols of every tile) of a .mlic file."""
     f = unpack(path.read_bytes())
@@ -113,7 +110,7 @@ def main() -> None:
                 rows[q].append(r)
                 print(f"q{q} {img_path.name}", file=sys.stderr, flush=True)
         if not args.no_avx2:
-            env = dict(os.environ, **AVX2)
+            env = dict(os.environ, **AVX2_ONLY_ENV)
             subprocess.run([sys.executable, __file__, "--decode-folder", str(folder)], env=env, check=True)
         print(f"\n{len(images)} Kodak images, bundled {DEFAULT_MODEL} (MSE); this CPU: "
               f"{'native' if native_bf16() else 'emulated'} bf16\n")  # fmt: skip

@@ -262,7 +262,9 @@ def transforms(args) -> None:
                   f"g_s {best[path][1] * 1e3:6.0f} ms  (best of {args.repeats}; same bits on every path: {same})")  # fmt: skip
 
 
-AVX2_ENV = AVX2_ONLY_ENV  # ATen, oneDNN and MKL restricted to AVX2
+def kind_env(kind: str) -> dict:
+    """The environment of a child process for a CPU kind (``avx2``: ATen, oneDNN and MKL restricted)."""
+    return dict(os.environ, **(AVX2_ONLY_ENV if kind == "avx2" else {}))
 
 
 def load_model(name: str):
@@ -362,7 +364,7 @@ def main() -> None:
     if args.breakdown or args.transforms:
         for kind in kinds:
             print(f"\n== {kind} CPU ==", flush=True)
-            env = dict(os.environ, **(AVX2_ENV if kind == "avx2" else {}))
+            env = kind_env(kind)
             if subprocess.run([sys.executable, __file__, "--json", *sys.argv[1:]], env=env).returncode:
                 raise SystemExit(f"the {kind} run failed")
         return
@@ -371,7 +373,7 @@ def main() -> None:
     print(f"{'model':<14} {'cpu':<6} {'g_a/g_s':>7} {'prob.':>6} {'path':>5} {'compress s':>10} {'bound':>6} {'x':>5} "
           f"{'decompress s':>12} {'bound':>6} {'x':>5} {'bytes':>8} {'exact':>6} {'dB vs fp32':>10}")  # fmt: skip
     for kind in kinds:
-        env = dict(os.environ, **(AVX2_ENV if kind == "avx2" else {}))
+        env = kind_env(kind)
         cmd = [sys.executable, __file__, "--json", *sys.argv[1:]]
         if kind == "avx2":
             cmd += ["--precisions", "fp32"]  # bf16 is emulated there; auto runs fp32
