@@ -263,7 +263,10 @@ def transforms(args) -> None:
 
 
 def kind_env(kind: str) -> dict:
-    """The environment of a child process for a CPU kind (``avx2``: ATen, oneDNN and MKL restricted)."""
+    """The environment of a child process for a CPU kind (``avx2``: ATen, oneDNN and MKL
+    restricted); an unknown kind ends the run."""
+    if kind not in ("native", "avx2"):
+        raise SystemExit(f"unknown CPU kind {kind!r} (native, avx2)")
     return dict(os.environ, **(AVX2_ONLY_ENV if kind == "avx2" else {}))
 
 
@@ -350,9 +353,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="768x512,1920x1080", help="with --breakdown: WIDTHxHEIGHT list")
     ap.add_argument("--thread-counts", default="1,2", help="with --breakdown: thread counts")
     args = ap.parse_args()
-    kinds = args.cpus.split(",")
-    if any(kind not in ("native", "avx2") for kind in kinds):
-        raise SystemExit(f"unknown CPU kind in {args.cpus!r} (native, avx2)")
+    envs = {kind: kind_env(kind) for kind in args.cpus.split(",")}  # every kind checked before any run
     if args.json:  # a child: one CPU kind
         if args.transforms:
             transforms(args)
@@ -362,9 +363,8 @@ def main() -> None:
             print(json.dumps(measure_here(args)))
         return
     if args.breakdown or args.transforms:
-        for kind in kinds:
+        for kind, env in envs.items():
             print(f"\n== {kind} CPU ==", flush=True)
-            env = kind_env(kind)
             if subprocess.run([sys.executable, __file__, "--json", *sys.argv[1:]], env=env).returncode:
                 raise SystemExit(f"the {kind} run failed")
         return
@@ -372,8 +372,7 @@ def main() -> None:
     print(f"{where}, {args.threads} threads, best of {args.repeats}")
     print(f"{'model':<14} {'cpu':<6} {'g_a/g_s':>7} {'prob.':>6} {'path':>5} {'compress s':>10} {'bound':>6} {'x':>5} "
           f"{'decompress s':>12} {'bound':>6} {'x':>5} {'bytes':>8} {'exact':>6} {'dB vs fp32':>10}")  # fmt: skip
-    for kind in kinds:
-        env = kind_env(kind)
+    for kind, env in envs.items():
         cmd = [sys.executable, __file__, "--json", *sys.argv[1:]]
         if kind == "avx2":
             cmd += ["--precisions", "fp32"]  # bf16 is emulated there; auto runs fp32

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlic._torch_internals import AVX2_ONLY_ENV
-
 DATA = Path(__file__).resolve().parent / "data"
 KODAK = DATA / "kodak"  # crops of Kodak images (tests/data/README.md)
 ANCHORS = DATA / "anchors" / "kodak"  # published RD points
-
-# How torch runs on a CPU without AVX-512 (no bf16 kernels either), emulated on any x86-64.
-AVX2_ONLY = AVX2_ONLY_ENV
 
 TINY = dict(N=16, M=32, slices=4, channel_hidden=(16, 16), params_hidden=(32, 16, 16), lrp_hidden=(16, 16))
 FAMILY = ("mlic", "mlic-plus", "mlic-plusplus")

@@ -17,8 +17,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from conftest import AVX2_ONLY, kodak_rgb
+from conftest import kodak_rgb
 from mlic import zoo
+from mlic._torch_internals import AVX2_ONLY_ENV
 from mlic.codec import compress_image
 from mlic.io.image import ImageData, read_image
 
@@ -39,6 +40,6 @@ def test_bundled_models_files_decode_exactly_with_avx2_kernels(tmp_path):
     out = tmp_path / "decoded"
     out.mkdir()
     cmd = [sys.executable, "-m", "mlic.cli.main", "decompress", *map(str, files), "-o", str(out), "--precision", "fp32"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="2", **AVX2_ONLY))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="2", **AVX2_ONLY_ENV))
     assert r.returncode == 0, r.stderr  # every symbol checksum of every file matched (no DesyncError)
     assert len(list(out.glob("*.png"))) == len(files) == count

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import AVX2_ONLY, data_file
+from conftest import data_file
 from PIL import Image
 
 from mlic import zoo
+from mlic._torch_internals import AVX2_ONLY_ENV
 from mlic.codec import decode_tiles
 from mlic.eval import psnr_rgb
 from mlic.io.container import READABLE_VERSIONS, VERSION, peek_header, unpack
@@ -107,7 +108,7 @@ def test_cli_decompress_fp32_matches_the_expected_decodes(tmp_path, kernels):
     """`mlic decompress --precision fp32` in a fresh process, with this CPU's kernels and with
     AVX2 kernels only: every golden file decodes to its .fp32.png (and exactly: the desync
     guard checks every symbol)."""
-    env = dict(os.environ, OMP_NUM_THREADS="2", **(AVX2_ONLY if kernels == "avx2-only" else {}))
+    env = dict(os.environ, OMP_NUM_THREADS="2", **(AVX2_ONLY_ENV if kernels == "avx2-only" else {}))
     groups: dict[str | None, list[Path]] = {}
     for f in MANIFEST["files"]:
         groups.setdefault(f.get("weights_file"), []).append(data_file("golden", f["file"]))
