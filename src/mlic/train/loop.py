@@ -209,7 +209,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
                       pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
     if cfg.val_data:
         find_images([cfg.val_data])  # a missing or empty validation folder fails now, not at step 1000
+    owns_group = _dist_env()[1] > 1 and not dist.is_initialized()
     rank, world, device = _start_processes(cfg)
+    try:
+        last = _run(cfg, data, resume, progress, callback, started, rank, world, device)
+    except BaseException:
+        if owns_group:
+            dist.destroy_process_group()
+        raise
+    if owns_group:
+        _end_processes()
+    return last
+
+
+def _run(cfg: TrainConfig, data: CropStream, resume: bool, progress: bool, callback, started: float,
+         rank: int, world: int, device: torch.device) -> Path:  # fmt: skip
     out = Path(cfg.out)
     last = out / "last.ckpt"
     model = _starting_model(cfg, data, resume, rank)
@@ -260,6 +274,15 @@ def _start_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     return rank, world, device
+
+
+def _end_processes() -> None:
+    """Leave the process group a finished run joined, once every rank is done with it. Without
+    this, gloo's worker threads can outlive the interpreter at exit and abort the process
+    (SIGABRT, "terminate called without an active exception") now and then after a run that
+    succeeded (pytorch/pytorch#190489)."""
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def _starting_model(cfg: TrainConfig, data: CropStream, resume: bool, rank: int) -> MLIC:
