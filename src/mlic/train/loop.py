@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -209,17 +210,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, callbac
                       pyramid=cfg.pyramid, candidates=cfg.crop_candidates)
     if cfg.val_data:
         find_images([cfg.val_data])  # a missing or empty validation folder fails now, not at step 1000
-    owns_group = _dist_env()[1] > 1 and not dist.is_initialized()
-    rank, world, device = _start_processes(cfg)
-    try:
-        last = _run(cfg, data, resume, progress, callback, started, rank, world, device)
-    except BaseException:
-        if owns_group:
-            dist.destroy_process_group()
-        raise
-    if owns_group:
-        _end_processes()
-    return last
+    with _processes(cfg) as (rank, world, device):
+        return _run(cfg, data, resume, progress, callback, started, rank, world, device)
 
 
 def _run(cfg: TrainConfig, data: CropStream, resume: bool, progress: bool, callback, started: float,
@@ -262,27 +254,31 @@ def _run(cfg: TrainConfig, data: CropStream, resume: bool, progress: bool, callb
     return last
 
 
-def _start_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
-    """(rank, world size, device): joins the process group under torchrun, sets threads and
-    determinism."""
+@contextmanager
+def _processes(cfg: TrainConfig):
+    """(rank, world size, device) for the run inside: joins the process group under torchrun,
+    sets threads and determinism, and leaves the group it joined when the run ends (after a
+    finished run, once every rank is done with it). Without leaving, gloo's worker threads can
+    outlive the interpreter at exit and abort the process (SIGABRT, "terminate called without
+    an active exception") now and then after a run that succeeded (pytorch/pytorch#190489)."""
     rank, world, local_rank = _dist_env()
-    if world > 1 and not dist.is_initialized():
+    joined = world > 1 and not dist.is_initialized()
+    if joined:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-    return rank, world, device
-
-
-def _end_processes() -> None:
-    """Leave the process group a finished run joined, once every rank is done with it. Without
-    this, gloo's worker threads can outlive the interpreter at exit and abort the process
-    (SIGABRT, "terminate called without an active exception") now and then after a run that
-    succeeded (pytorch/pytorch#190489)."""
-    dist.barrier()
-    dist.destroy_process_group()
+    try:
+        yield rank, world, device
+    except BaseException:
+        if joined:
+            dist.destroy_process_group()
+        raise
+    if joined:
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _starting_model(cfg: TrainConfig, data: CropStream, resume: bool, rank: int) -> MLIC:
