@@ -109,7 +109,14 @@ def test_read_only_output_folder(tmp_path, weights):
 
 
 def test_sigint_during_a_batch_leaves_only_complete_outputs(tmp_path, weights):
-    inputs = [photo(tmp_path / f"in{i:02d}.png", 320, 320, seed=i) for i in range(30)]
+    # Eight photos under 160 names (hard links): at about 0.1 s per file the run lasts well over
+    # ten seconds, so the signal lands mid-batch even when this process is scheduled late (with
+    # 30 files the whole batch took about 3 s, and a run once ended before the signal came).
+    distinct = [photo(tmp_path / f"in{i:03d}.png", 320, 320, seed=i) for i in range(8)]
+    inputs = [*distinct]
+    for i in range(len(distinct), 160):
+        os.link(distinct[i % len(distinct)], tmp_path / f"in{i:03d}.png")
+        inputs.append(tmp_path / f"in{i:03d}.png")
     before = [digest(p) for p in inputs]
     out = tmp_path / "out"
     out.mkdir()
