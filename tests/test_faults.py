@@ -166,3 +166,41 @@ def test_missing_corrupted_and_hostile_weights(tmp_path, weights, capsys):
     one_line_error(capsys)
     assert not marker.exists()  # nothing was unpickled
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".mlic", ".png")) == ["p.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_or_folder_given_as_an_input_file_is_refused_without_blocking(tmp_path, weights, capsys):
+    """Opening a named pipe with no writer blocks forever; the check must come before any open.
+    SIGALRM turns a regression into a failure instead of a hung suite."""
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    mlic_pipe = tmp_path / "pipe.mlic"
+    os.mkfifo(mlic_pipe)
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    src = photo(tmp_path / "p.png")
+
+    def hung(signum, frame):
+        raise TimeoutError("blocked on a named pipe")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        capsys.readouterr()
+        for args, words in (
+            (("compress", pipe, "--weights", weights, "-o", tmp_path / "a.mlic"), "not a regular file"),
+            (("compress", folder, "--weights", weights, "-o", tmp_path / "b.mlic"), "is a folder"),
+            (("compress", src, "--weights", pipe, "-o", tmp_path / "c.mlic"), "not a regular file"),
+            (("decompress", mlic_pipe, "-o", tmp_path / "d.png"), "not a regular file"),
+            (("info", mlic_pipe), "not a regular file"),
+            (("eval", pipe, "--weights", weights, "--quality", "3"), "not a regular file"),
+            (("bd-rate", pipe, pipe), "not a regular file"),
+            (("export", pipe, "-o", tmp_path / "e.safetensors"), "not a regular file"),
+            (("compress", tmp_path / "missing.png", "--weights", weights), "no such file"),
+        ):
+            assert run(*args) == 2, args
+            assert words in one_line_error(capsys), args
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.png", "p.png", "pipe.mlic", "pipe.png"]

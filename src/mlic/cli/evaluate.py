@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MlicError
+from ..io.files import input_problem
 from .common import (
     DEFAULT_MODEL,
     EXIT_INPUT,
@@ -35,10 +36,13 @@ def expand_inputs(items: list[str]) -> list[Path]:
             if not found:
                 raise MlicError(f"{p}: no images in this folder")
             out += found
-        elif p.is_file():
-            out.append(p)
-        else:
+        elif not p.exists():
             raise MlicError(f"{p}: no such file or folder")
+        else:
+            problem = input_problem(p)
+            if problem:
+                raise MlicError(f"{p}: {problem}")
+            out.append(p)
     return out
 
 

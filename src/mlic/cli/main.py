@@ -246,8 +246,11 @@ def _decoder_model(header, weights: str | None, precision: str, cache: dict):
 
 
 def _read_mlic(path: Path) -> bytes:
-    if not path.is_file():
-        raise MlicError(f"{path}: no such file")
+    from ..io.files import input_problem
+
+    problem = input_problem(path)
+    if problem:
+        raise MlicError(f"{path}: {problem}")
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MlicError
+from ..io.files import input_problem
 
 
 class ResultsError(MlicError):
@@ -97,6 +98,9 @@ def parse_results(raw, fallback_name: str) -> Results:
 
 def load_results(path: str | Path) -> Results:
     path = Path(path)
+    problem = input_problem(path)
+    if problem:
+        raise ResultsError(f"{path}: {problem}")
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 """Reading and writing things on disk: the .mlic container, images, model weights
-(safetensors), output files (one atomic writer) and the pixel <-> tensor conversion
-(exports imported on first use)."""
+(safetensors), input checks and output files (one atomic writer), and the pixel <-> tensor
+conversion (exports imported on first use)."""
 
 from .._lazy import lazy_exports
 

@@ -1,13 +1,33 @@
-"""Writing output files: the one place that creates them (atomically, never replacing an
-existing file unless asked, with the permissions a plainly created file would get)."""
+"""Files: the one place that checks an input is a readable regular file, and the one place
+that creates outputs (atomically, never replacing an existing file unless asked, with the
+permissions a plainly created file would get)."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from ..errors import OutputError
+
+
+def input_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None when it is a regular file.
+
+    A pipe, socket or device would block or stream forever, and a folder is not a file, so
+    each gets its own words rather than "no such file"."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
 
 
 def new_file_mode() -> int:

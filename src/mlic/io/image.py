@@ -32,7 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MlicError
 from .container import MAX_PIXELS
-from .files import atomic_write
+from .files import atomic_write, input_problem
 from .metadata import from_pil as metadata_from_pil
 from .metadata import pil_save_options
 
@@ -94,8 +94,9 @@ def from_pil(img: Image.Image) -> ImageData:
 def read_image(path: str | Path) -> ImageData:
     """Read PNG, JPEG, WebP, TIFF, BMP (anything Pillow opens), EXIF orientation applied."""
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+    problem = input_problem(path)
+    if problem:
+        raise ImageError(f"{path}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
