@@ -1,6 +1,6 @@
-"""Files: the one place that checks an input is a readable regular file, and the one place
-that creates outputs (atomically, never replacing an existing file unless asked, with the
-permissions a plainly created file would get)."""
+"""Files: the one place that checks an input is a regular file (before anything opens it),
+and the one place that creates outputs (atomically, never replacing an existing file unless
+asked, with the permissions a plainly created file would get)."""
 
 from __future__ import annotations
 
