@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import MlicError
-from ..io.files import input_problem
+from ..io.files import check_input_file
 from .common import (
     DEFAULT_MODEL,
     EXIT_INPUT,
@@ -36,12 +36,8 @@ def expand_inputs(items: list[str]) -> list[Path]:
             if not found:
                 raise MlicError(f"{p}: no images in this folder")
             out += found
-        elif not p.exists():
-            raise MlicError(f"{p}: no such file or folder")
         else:
-            problem = input_problem(p)
-            if problem:
-                raise MlicError(f"{p}: {problem}")
+            check_input_file(p, MlicError, missing="no such file or folder")
             out.append(p)
     return out
 

@@ -246,11 +246,9 @@ def _decoder_model(header, weights: str | None, precision: str, cache: dict):
 
 
 def _read_mlic(path: Path) -> bytes:
-    from ..io.files import input_problem
+    from ..io.files import check_input_file
 
-    problem = input_problem(path)
-    if problem:
-        raise MlicError(f"{path}: {problem}")
+    check_input_file(path, MlicError)
     try:
         return path.read_bytes()
     except OSError as exc:

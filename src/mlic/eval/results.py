@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MlicError
-from ..io.files import input_problem
+from ..io.files import check_input_file
 
 
 class ResultsError(MlicError):
@@ -98,9 +98,7 @@ def parse_results(raw, fallback_name: str) -> Results:
 
 def load_results(path: str | Path) -> Results:
     path = Path(path)
-    problem = input_problem(path)
-    if problem:
-        raise ResultsError(f"{path}: {problem}")
+    check_input_file(path, ResultsError)
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

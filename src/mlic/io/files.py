@@ -9,25 +9,23 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import MlicError, OutputError
 
 
-def input_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be read as an input file, or None when it is a regular file.
-
-    A pipe, socket or device would block or stream forever, and a folder is not a file, so
-    each gets its own words rather than "no such file"."""
+def check_input_file(path: str | Path, error: type[MlicError], missing: str = "no such file") -> None:
+    """Raise ``error("PATH: why")`` unless ``path`` is a regular file; ``missing`` words the
+    absent case. A pipe, socket or device would block or stream forever once opened, and a
+    folder is not a file, so each gets its own words rather than "no such file"."""
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return "no such file"
+        raise error(f"{path}: {missing}") from None
     except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(mode):
-        return "is a folder, not a file"
+        raise error(f"{path}: is a folder, not a file")
     if not stat.S_ISREG(mode):
-        return "not a regular file (a pipe, socket or device)"
-    return None
+        raise error(f"{path}: not a regular file (a pipe, socket or device)")
 
 
 def new_file_mode() -> int:

@@ -32,7 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import MlicError
 from .container import MAX_PIXELS
-from .files import atomic_write, input_problem
+from .files import atomic_write, check_input_file
 from .metadata import from_pil as metadata_from_pil
 from .metadata import pil_save_options
 
@@ -94,9 +94,7 @@ def from_pil(img: Image.Image) -> ImageData:
 def read_image(path: str | Path) -> ImageData:
     """Read PNG, JPEG, WebP, TIFF, BMP (anything Pillow opens), EXIF orientation applied."""
     path = Path(path)
-    problem = input_problem(path)
-    if problem:
-        raise ImageError(f"{path}: {problem}")
+    check_input_file(path, ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

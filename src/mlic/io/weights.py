@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 from .._torch_internals import version_key
 from ..errors import MlicError
 from ..models import MLIC, MLICConfig
-from .files import atomic_write, input_problem
+from .files import atomic_write, check_input_file
 
 FORMAT = "mlic-weights"
 FORMAT_VERSION = "1"
@@ -60,9 +60,7 @@ def safe_torch_load(path: str | Path, error: type[MlicError], what: str = "PyTor
 
     ``weights_only`` never unpickles arbitrary objects (code in a hostile file does not run).
     """
-    problem = input_problem(path)
-    if problem:
-        raise error(f"{path}: {problem}")
+    check_input_file(path, error)
     try:
         with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says enough
             warnings.simplefilter("ignore")
@@ -118,9 +116,7 @@ def training_tradeoff(path: str | Path) -> tuple[float | None, str | None]:
 def load_model(path: str | Path) -> MLIC:
     """Build the model described by a weights file and load its tensors (eval mode)."""
     path = Path(path)
-    problem = input_problem(path)
-    if problem:
-        raise WeightsError(f"{path}: {'no such weights file' if problem == 'no such file' else problem}")
+    check_input_file(path, WeightsError, missing="no such weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
