@@ -37,9 +37,9 @@ def _whole_qualities(e) -> list[float]:
 
 @pytest.mark.parametrize("quality", sorted(CROP_BANDS := {
     # (bpp, PSNR-RGB dB) of the 128x128 astronaut crop with the weights bundled on 2026-12-01
-    # (session 17, two more legs of 3,600 and 4,000 steps on the widened model); measured when
-    # bundled, update with the weights
-    2: (0.354, 29.96), 3: (0.439, 31.02), 4: (0.541, 31.89), 5: (0.652, 32.35), 6: (0.777, 32.84),
+    # (session 20: sessions 18 and 19's legs of 4,763 and 5,884 steps on the widened model);
+    # measured when bundled, update with the weights
+    2: (0.357, 30.04), 3: (0.439, 31.12), 4: (0.543, 32.03), 5: (0.658, 32.51), 6: (0.779, 33.02),
 }))
 def test_bundled_weights_load_verify_and_round_trip(quality):
     entry = zoo.find("mlic-plus", quality)
