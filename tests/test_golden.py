@@ -33,7 +33,11 @@ GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 MANIFEST = json.loads(data_file("golden", "manifest.json").read_text())
 # Pixels of a decode against the expected PNG of its precision: g_s's convolutions may sum in
 # another order on another CPU (AVX2 vs AVX-512 kernels), which moves a rare value by a level.
-MAX_OFF_SHARE = 0.001
+# Native bf16 kernels differ more between CPUs: an AMD EPYC of family 26 (Zen 5) put 1.8-5.2 %
+# of the golden crops' values one level off the bf16 decodes made on the earlier EPYCs, emulated bf16
+# 4-7 %; fp32 g_s against bf16 g_s moves 16-25 % (docs/determinism.md). The bf16 bound lies
+# between: it holds for any bf16 g_s of this model and fails for a decode in another precision.
+MAX_OFF_SHARE = {"fp32": 0.001, "bf16": 0.10}
 
 
 def _crop() -> np.ndarray:
@@ -58,9 +62,9 @@ def _expected(golden: dict, precision: str) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def _assert_pixels_match(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+def _assert_pixels_match(got: np.ndarray, expected: np.ndarray, what: str, precision: str = "fp32") -> None:
     diff = np.abs(got.astype(int) - expected.astype(int))
-    assert diff.max() <= 1 and (diff > 0).mean() <= MAX_OFF_SHARE, (
+    assert diff.max() <= 1 and (diff > 0).mean() <= MAX_OFF_SHARE[precision], (
         f"{what}: {100 * (diff > 0).mean():.3f} % of values differ, by up to {diff.max()} levels"
     )
 
@@ -99,7 +103,7 @@ def test_golden_file_decodes_exactly(golden, threads, precision):
     metadata = unpack(data).metadata  # (version 5) stored byte for byte
     assert {k: hashlib.sha256(v).hexdigest() for k, v in metadata.items()} == golden.get("metadata_sha256", {})
     out = tensor_to_rgb(dec["x_hat"])
-    _assert_pixels_match(out, _expected(golden, precision), f"{golden['file']} ({precision})")
+    _assert_pixels_match(out, _expected(golden, precision), f"{golden['file']} ({precision})", precision)
     assert abs(psnr_rgb(_crop(), out) - golden[precision]["psnr"]) < 0.01
 
 

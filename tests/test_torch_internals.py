@@ -82,6 +82,8 @@ def test_avx2_emulation_restricts_all_three_kernel_libraries():
     banner = [line for line in r.stdout.splitlines() if line.startswith("MKL_VERBOSE") and "Product build" in line]
     if not torch.backends.mkl.is_available() or not banner:
         pytest.skip("this torch does not use MKL (or MKL printed no banner): nothing more to restrict")
+    if "AVX" not in banner[0]:  # an AMD EPYC of family 26 (Zen 5): MKL names no code path at all
+        pytest.skip(f"MKL names no instruction set on this CPU: {banner[0]}")
     assert "AVX-512" not in banner[0] and "AVX2" in banner[0], banner[0]
 
 
