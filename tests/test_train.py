@@ -306,3 +306,81 @@ def test_max_minutes_stops_and_saves_in_time(folder, tmp_path):
     assert 1 <= step < 100_000
     with pytest.raises(ValueError, match="max-minutes"):
         tiny_config(folder, tmp_path / "bad", max_seconds=-1.0).validate()
+
+
+def test_train_only_moves_the_named_modules_alone(folder, tmp_path, capsys):
+    """`--train-only g_a`: after the run, g_a differs from the --init weights and every other
+    tensor (g_s, the entropy model, the gains) is bit-identical, except the bottleneck's
+    quantiles and the z tables built from them (the auxiliary loss always trains); the frozen
+    weights get no optimiser state; an unknown name or a run without --init is a one-line error."""
+    from safetensors.torch import load_file
+
+    start = tmp_path / "start"
+    train(tiny_config(folder, start, steps=2), progress=False)
+    init = tmp_path / "start.safetensors"
+    assert main(["export", str(start / "last.ckpt"), "-o", str(init)]) == 0
+    run = tmp_path / "enc"
+    train(tiny_config(folder, run, steps=3, init=str(init), train_only="g_a", seed=5), progress=False)
+    after = tmp_path / "enc.safetensors"
+    assert main(["export", str(run / "last.ckpt"), "-o", str(after)]) == 0
+    a, b = load_file(init), load_file(after)
+    assert a.keys() == b.keys()
+    tables = ("entropy_bottleneck.quantiles", "entropy_bottleneck.cdf", "entropy_bottleneck.cdf_length",
+              "entropy_bottleneck.offset")
+    moved = {k for k in a if not torch.equal(a[k], b[k]) and k not in tables}
+    assert moved and all(k.startswith("g_a.") for k in moved), sorted(moved)[:5]
+    ckpt = load_checkpoint(run / "last.ckpt")
+    n_g_a = sum(1 for k in ckpt["model"] if k.startswith("g_a.") and ckpt["model"][k].is_floating_point())
+    assert len(ckpt["optimizer"]["state"]) == n_g_a
+    with pytest.raises(Exception, match="no module 'g_x'"):
+        train(tiny_config(folder, tmp_path / "bad", steps=1, init=str(init), train_only="g_x"), progress=False)
+    with pytest.raises(ValueError, match="needs init"):
+        tiny_config(folder, tmp_path / "bad2", train_only="g_a").validate()
+    capsys.readouterr()
+    assert main(["train", str(folder), "--lambda", "0.01", "--train-only", "g_a,", "--init", str(init),
+                 "--out", str(tmp_path / "bad3")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "train-only" in err
+
+
+def test_wider_encoder_alone_starts_from_trained_weights(folder, tmp_path):
+    """`--set analysis_channels=W` widens g_a only: the model first codes exactly what the
+    trained one did, g_s keeps its width (decoding costs the same), `--train-only g_a` then
+    trains the encoder alone, and the exported weights code and decode."""
+    import json
+
+    from mlic.io.weights import load_model
+    from mlic.models import build
+    from mlic.train.loop import _initial_weights
+
+    one = tmp_path / "one"
+    train(tiny_config(folder, one, steps=2), progress=False)
+    src_file = tmp_path / "one.safetensors"
+    assert main(["export", str(one / "last.ckpt"), "-o", str(src_file)]) == 0
+    src = load_model(src_file).eval()
+    enc = build("mlic-plus", analysis_channels=24, **TINY)
+    assert enc.config.analysis_width == 24 and enc.config.transform_width == TINY["N"]
+    assert build("mlic-plus", analysis_channels=TINY["N"], **TINY).config == src.config  # one spelling
+    _initial_weights(enc, str(src_file))
+    assert enc.g_a[0].conv1.weight.shape[0] == 24 and enc.g_s[-1][0].weight.shape[1] == TINY["N"]
+    x = torch.rand(1, 3, 64, 96)
+    enc.eval()
+    with torch.no_grad():
+        a, b = src(x), enc(x)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+    with pytest.raises(ValueError):
+        build("mlic-plus", analysis_channels=-1, **TINY)
+
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
+    run = tmp_path / "enc"
+    assert main(["train", str(folder), "--model", "mlic-plus", *sets, "--set", "analysis_channels=24", "--init",
+                 str(src_file), "--train-only", "g_a", "--steps", "3", "--batch", "2", "--crop", "64", "--warmup", "0",
+                 "--precision", "fp32", "--quiet", "--checkpoint-every", "0", "--val", "none", "--lambda", "0.01",
+                 "--out", str(run)]) == 0  # fmt: skip
+    weights = tmp_path / "enc.safetensors"
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    trained = load_model(weights)
+    assert trained.config.analysis_width == 24
+    assert all(torch.equal(p, q) for p, q in zip(trained.g_s.state_dict().values(), src.g_s.state_dict().values()))
+    img = next(folder.glob("*.png"))
+    assert main(["compress", str(img), "-o", str(tmp_path / "e.mlic"), "--weights", str(weights), "--verify"]) == 0

@@ -422,7 +422,7 @@ def train_config(args):
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, model_overrides=overrides, metric=args.metric,
         lmbda=lmbda or 0.0, steps=TrainConfig.steps if args.steps is None else args.steps, batch=args.batch, crops=args.crop, lr=args.lr, aux_lr=args.aux_lr, warmup=args.warmup,
-        z_warmup=args.z_warmup, revive_z=args.revive_z,
+        z_warmup=args.z_warmup, revive_z=args.revive_z, train_only=args.train_only or "",
         lr_drops=args.lr_drops, seed=args.seed, precision=args.precision, threads=args.threads or 0,
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data="" if args.val in (None, "", "none") else args.val,
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
@@ -561,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="start from these weights (.safetensors or checkpoint), e.g. to fine-tune")
     t.add_argument("--revive-z", action="store_true",
                    help="with --init: restart the weights' dead z channels first (use with --z-warmup)")
+    t.add_argument("--train-only", metavar="MODULES",
+                   help="with --init: train only these comma-separated modules (e.g. g_a: a better encoder "
+                        "for the same decoder and files); the rest stays frozen")
     t.add_argument("--max-minutes", type=float, default=D.max_seconds / 60,
                    help="stop and save once this much wall time has passed (default: run every step)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")

@@ -59,6 +59,9 @@ class MLICConfig:
     z_gains: bool = False  # variable rate: gain units on the hyper-latent z too, per level
     # Width of g_a and g_s when it differs from N (which stays the hyper-latent's width); None = N.
     transform_channels: int | None = None
+    # Width of g_a alone when it differs from g_s's (an encoder-only change: the decoder, and so
+    # what it costs to decode, stays the same); None = transform_width.
+    analysis_channels: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("N", "M", "slices", "local_heads", "intra_heads", "window"):
@@ -89,6 +92,11 @@ class MLICConfig:
             raise ValueError(f"transform_channels must be a positive whole number or null, not {width!r}")
         if width == self.N:  # one spelling per architecture
             object.__setattr__(self, "transform_channels", None)
+        width = self.analysis_channels
+        if width is not None and not (isinstance(width, int) and not isinstance(width, bool) and width > 0):
+            raise ValueError(f"analysis_channels must be a positive whole number or null, not {width!r}")
+        if width == self.transform_width:
+            object.__setattr__(self, "analysis_channels", None)
         if not isinstance(self.legacy, bool):
             raise ValueError(f"legacy must be true or false, not {self.legacy!r}")
         if self.M % self.slices:
@@ -115,13 +123,19 @@ class MLICConfig:
         return self.transform_channels or self.N
 
     @property
+    def analysis_width(self) -> int:
+        """Channels inside g_a."""
+        return self.analysis_channels or self.transform_width
+
+    @property
     def slice_channels(self) -> int:
         return self.M // self.slices
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["transform_channels"] is None:  # files of models without the field stay as they were
-            del d["transform_channels"]
+        for key in ("transform_channels", "analysis_channels"):
+            if d[key] is None:  # files of models without the field stay as they were
+                del d[key]
         return d
 
     @classmethod

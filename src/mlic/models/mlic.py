@@ -100,7 +100,7 @@ class MLIC(nn.Module):
         N, M, S, C = cfg.N, cfg.M, cfg.slices, cfg.slice_channels
         self.N, self.M, self.slices, self.slice_channels = N, M, S, C
 
-        self.g_a = analysis_transform(cfg.transform_width, M)
+        self.g_a = analysis_transform(cfg.analysis_width, M)
         self.g_s = synthesis_transform(cfg.transform_width, M, legacy=cfg.legacy)
         self.h_a = hyper_analysis(N, M)
         self.h_s = hyper_synthesis(N, M)

@@ -74,6 +74,7 @@ class TrainConfig:
     crop_candidates: int = 1  # crop positions drawn per item; the most detailed one is kept
     init: str = ""  # weights (.safetensors) or checkpoint to start from (fine-tuning)
     revive_z: bool = False  # with init: restart the dead z channels first (mlic.train.revive)
+    train_only: str = ""  # comma-separated top-level modules / parameters to train ("" = all); the rest is frozen
     deterministic: bool = False
     max_seconds: float = 0.0  # stop (and save) once this much wall time has passed; 0 = run all steps
 
@@ -107,6 +108,17 @@ class TrainConfig:
         parse_lr_drops(self.lr_drops)
         if self.revive_z and not self.init:
             raise ValueError("revive-z needs init: it restarts the dead z channels of trained weights")
+        if self.train_only and not self.init:
+            raise ValueError("train-only needs init: freezing untrained weights would leave them random")
+        self.trained_names()
+
+    def trained_names(self) -> list[str]:
+        """The ``train_only`` names, checked for form only (the model checks that they exist)."""
+        names = [n.strip() for n in self.train_only.split(",")] if self.train_only else []
+        for n in names:
+            if not n.isidentifier():
+                raise ValueError(f"train-only takes comma-separated module names such as g_a,g_s, not {self.train_only!r}")
+        return names
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -36,7 +36,7 @@ from ..models.health import MIN_ACTIVE_Z, rate_health
 from ..models.loss import RateDistortionLoss
 from .config import TrainConfig
 from .data import CropStream, find_images, load_rgb
-from .widen import widen_transforms
+from .widen import can_widen, widen_transforms
 
 CKPT_FORMAT = "mlic-train-1"
 
@@ -122,7 +122,7 @@ def _initial_weights(model: MLIC, path: str) -> None:
                 raise TrainError(f"{path} does not record its lambda, which sets the initial gains")
             initial_gains(model, src_lambda)
         return
-    if a.transform_width < b.transform_width and a.replace(transform_channels=b.transform_channels) == b:
+    if can_widen(a, b):
         widen_transforms(model, src)
         return
     raise TrainError(f"{path}: architecture differs from the configured model")
@@ -305,10 +305,25 @@ class _Optimisers:
     parameters of the auxiliary loss)."""
 
     def __init__(self, model: MLIC, cfg: TrainConfig) -> None:
-        self.main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+        freeze(model, cfg.trained_names())
+        self.main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles") and p.requires_grad]
         aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
         self.main = torch.optim.Adam(self.main_params, lr=cfg.lr)
         self.aux = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+
+
+def freeze(model: MLIC, names: list[str]) -> None:
+    """Train only the top-level modules or parameters ``names`` (all when empty): every other
+    parameter stops requiring gradients, so the backward pass skips its weight gradients. The
+    bottleneck's quantiles (the auxiliary loss) always train: they only fit the z tables."""
+    if not names:
+        return
+    top = {n.split(".")[0] for n, _ in model.named_parameters()}
+    unknown = [n for n in names if n not in top]
+    if unknown:
+        raise TrainError(f"--train-only: {model.config.name} has no module {unknown[0]!r} (it has {', '.join(sorted(top))})")
+    for n, p in model.named_parameters():
+        p.requires_grad_(n.split(".")[0] in names or n.endswith("quantiles"))
 
 
 def _restore(last: Path, model: MLIC, opt: _Optimisers, rank: int) -> int:

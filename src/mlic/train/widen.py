@@ -1,5 +1,5 @@
 """Start a model with wider g_a / g_s from trained weights (``mlic train --init`` with a larger
-``transform_channels``): the trained channels keep their weights, the added ones start fresh
+``transform_channels``, or ``analysis_channels`` for g_a alone): the trained channels keep their weights, the added ones start fresh
 and the weights by which they reach the trained channels start at zero, so the wider model
 computes what the trained one did (up to summation order) and every added channel still
 receives gradients from the first step (Net2Net-style growth, with zero outgoing weights).
@@ -14,11 +14,18 @@ from ..models.mlic import MLIC
 from ..nn.gdn import GDN
 
 
+def can_widen(a, b) -> bool:
+    """Whether configuration ``b`` is ``a`` with g_a and / or g_s wider (and nothing else changed)."""
+    same = a.replace(transform_channels=b.transform_channels, analysis_channels=b.analysis_channels) == b
+    wider = (b.transform_width, b.analysis_width) != (a.transform_width, a.analysis_width)
+    return same and wider and b.transform_width >= a.transform_width and b.analysis_width >= a.analysis_width
+
+
 @torch.no_grad()
 def widen_transforms(model: MLIC, src: MLIC) -> None:
     """Load ``src`` into ``model``, whose g_a / g_s are at least as wide; all else must match."""
     a, b = src.config, model.config
-    if a.replace(transform_channels=b.transform_channels) != b or b.transform_width < a.transform_width:
+    if not can_widen(a, b) and a != b:
         raise ValueError("widening needs the same model with wider (or equal) g_a / g_s")
     prefixes = ("g_a.", "g_s.")
     rest = {k: v for k, v in src.state_dict().items() if not k.startswith(prefixes)}
