@@ -31,6 +31,17 @@ from mlic.models.health import rate_health
 from mlic.train.data import find_images
 
 
+def image_files(paths: list[str]) -> list[Path]:
+    """The files given, then the images found in the folders given; exits when there are none."""
+    files = [Path(p) for p in paths if Path(p).is_file()]
+    folders = [p for p in paths if Path(p).is_dir()]
+    if folders:
+        files += find_images(folders)
+    if not files:
+        raise SystemExit("no images given")
+    return files
+
+
 def models(weights: list[str]):
     if weights:
         out = []
@@ -50,12 +61,7 @@ def main() -> int:
     ap.add_argument("--no-real", action="store_true", help="skip the coded files (estimates only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    files = [Path(p) for p in args.images if Path(p).is_file()]
-    folders = [p for p in args.images if Path(p).is_dir()]
-    if folders:
-        files += find_images(folders)
-    if not files:
-        raise SystemExit("no images given")
+    files = image_files(args.images)
     for name, load, quality in models(args.weights):
         model = load().eval()
         model.update()

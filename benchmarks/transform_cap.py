@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import torch
+
+from health import image_files  # benchmarks/health.py, beside this script
 
 from mlic import zoo
 from mlic.io.image import read_image
 from mlic.io.tensor import rgb_to_tensor
 from mlic.io.weights import load_model
-from mlic.train.data import find_images
 
 
 def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
@@ -56,12 +56,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    files = [Path(p) for p in args.images if Path(p).is_file()]
-    folders = [p for p in args.images if Path(p).is_dir()]
-    if folders:
-        files += find_images(folders)
-    if not files:
-        raise SystemExit("no images given")
+    files = image_files(args.images)
     model = load_model(args.weights) if args.weights else zoo.load(zoo.find("mlic-plus"))
     if not model.config.variable_rate:
         raise SystemExit("a variable-rate model is needed (its gains give each quality's step)")

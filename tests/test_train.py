@@ -37,6 +37,28 @@ def tiny_config(folder, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def trained_tiny(folder, run: Path, steps: int) -> Path:
+    """A TINY model trained ``steps`` steps in ``run`` and exported next to it: the weights file."""
+    train(tiny_config(folder, run, steps=steps), progress=False)
+    weights = run.with_suffix(".safetensors")
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    return weights
+
+
+def train_tiny_cli(folder, run: Path, init: Path, *extra: str) -> Path:
+    """`mlic train` (3 steps) of the TINY model from ``init`` with ``extra`` options, exported
+    next to ``run``; returns the weights file."""
+    import json
+
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
+    assert main(["train", str(folder), "--model", "mlic-plus", *sets, "--init", str(init), "--steps", "3", "--batch",
+                 "2", "--crop", "64", "--warmup", "0", "--precision", "fp32", "--quiet", "--checkpoint-every", "0",
+                 "--val", "none", "--lambda", "0.01", "--out", str(run), *extra]) == 0  # fmt: skip
+    weights = run.with_suffix(".safetensors")
+    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    return weights
+
+
 def losses(run: Path) -> list[float]:
     with open(run / "log.csv") as f:
         return [float(r["loss"]) for r in csv.DictReader(f) if r["loss"]]
@@ -227,16 +249,11 @@ def test_wider_transforms_start_from_narrower_weights(folder, tmp_path):
     """`--init` narrower weights with `--set transform_channels=W`: the wider model codes exactly
     what the trained one did at first, its added g_a / g_s channels get gradients, it trains, and
     its files decode; `--val none` turns validation off as the help says."""
-    import json
-
     from mlic.io.weights import load_model
     from mlic.models import build
     from mlic.train.loop import _initial_weights
 
-    one = tmp_path / "one"
-    train(tiny_config(folder, one, steps=3), progress=False)
-    src_file = tmp_path / "one.safetensors"
-    assert main(["export", str(one / "last.ckpt"), "-o", str(src_file)]) == 0
+    src_file = trained_tiny(folder, tmp_path / "one", steps=3)
     src = load_model(src_file).eval()
     wide = build("mlic-plus", transform_channels=24, **TINY)
     assert build("mlic-plus", transform_channels=TINY["N"], **TINY).config == src.config  # one spelling
@@ -266,14 +283,7 @@ def test_wider_transforms_start_from_narrower_weights(folder, tmp_path):
     with pytest.raises(ValueError):
         build("mlic-plus", transform_channels=0, **TINY)
 
-    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
-    run = tmp_path / "wide"
-    assert main(["train", str(folder), "--model", "mlic-plus", *sets, "--set", "transform_channels=24", "--init",
-                 str(src_file), "--steps", "3", "--batch", "2", "--crop", "64", "--warmup", "0", "--precision", "fp32",
-                 "--quiet", "--checkpoint-every", "0", "--validate-every", "2", "--val", "none", "--lambda", "0.01",
-                 "--out", str(run)]) == 0  # fmt: skip
-    weights = tmp_path / "wide.safetensors"
-    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    weights = train_tiny_cli(folder, tmp_path / "wide", src_file, "--set", "transform_channels=24", "--validate-every", "2")
     assert load_model(weights).config.transform_width == 24
     img = next(folder.glob("*.png"))
     assert main(["compress", str(img), "-o", str(tmp_path / "w.mlic"), "--weights", str(weights), "--verify"]) == 0
@@ -315,10 +325,7 @@ def test_train_only_moves_the_named_modules_alone(folder, tmp_path, capsys):
     weights get no optimiser state; an unknown name or a run without --init is a one-line error."""
     from safetensors.torch import load_file
 
-    start = tmp_path / "start"
-    train(tiny_config(folder, start, steps=2), progress=False)
-    init = tmp_path / "start.safetensors"
-    assert main(["export", str(start / "last.ckpt"), "-o", str(init)]) == 0
+    init = trained_tiny(folder, tmp_path / "start", steps=2)
     run = tmp_path / "enc"
     train(tiny_config(folder, run, steps=3, init=str(init), train_only="g_a", seed=5), progress=False)
     after = tmp_path / "enc.safetensors"
@@ -347,16 +354,11 @@ def test_wider_encoder_alone_starts_from_trained_weights(folder, tmp_path):
     """`--set analysis_channels=W` widens g_a only: the model first codes exactly what the
     trained one did, g_s keeps its width (decoding costs the same), `--train-only g_a` then
     trains the encoder alone, and the exported weights code and decode."""
-    import json
-
     from mlic.io.weights import load_model
     from mlic.models import build
     from mlic.train.loop import _initial_weights
 
-    one = tmp_path / "one"
-    train(tiny_config(folder, one, steps=2), progress=False)
-    src_file = tmp_path / "one.safetensors"
-    assert main(["export", str(one / "last.ckpt"), "-o", str(src_file)]) == 0
+    src_file = trained_tiny(folder, tmp_path / "one", steps=2)
     src = load_model(src_file).eval()
     enc = build("mlic-plus", analysis_channels=24, **TINY)
     assert enc.config.analysis_width == 24 and enc.config.transform_width == TINY["N"]
@@ -371,14 +373,7 @@ def test_wider_encoder_alone_starts_from_trained_weights(folder, tmp_path):
     with pytest.raises(ValueError):
         build("mlic-plus", analysis_channels=-1, **TINY)
 
-    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}")]
-    run = tmp_path / "enc"
-    assert main(["train", str(folder), "--model", "mlic-plus", *sets, "--set", "analysis_channels=24", "--init",
-                 str(src_file), "--train-only", "g_a", "--steps", "3", "--batch", "2", "--crop", "64", "--warmup", "0",
-                 "--precision", "fp32", "--quiet", "--checkpoint-every", "0", "--val", "none", "--lambda", "0.01",
-                 "--out", str(run)]) == 0  # fmt: skip
-    weights = tmp_path / "enc.safetensors"
-    assert main(["export", str(run / "last.ckpt"), "-o", str(weights)]) == 0
+    weights = train_tiny_cli(folder, tmp_path / "enc", src_file, "--set", "analysis_channels=24", "--train-only", "g_a")
     trained = load_model(weights)
     assert trained.config.analysis_width == 24
     assert all(torch.equal(p, q) for p, q in zip(trained.g_s.state_dict().values(), src.g_s.state_dict().values()))
