@@ -562,8 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--revive-z", action="store_true",
                    help="with --init: restart the weights' dead z channels first (use with --z-warmup)")
     t.add_argument("--train-only", metavar="MODULES",
-                   help="with --init: train only these comma-separated modules (e.g. g_a: a better encoder "
-                        "for the same decoder and files); the rest stays frozen")
+                   help="with --init: train only these comma-separated modules (e.g. g_a: the encoder alone, "
+                        "for the same decoder); the rest stays frozen")
     t.add_argument("--max-minutes", type=float, default=D.max_seconds / 60,
                    help="stop and save once this much wall time has passed (default: run every step)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
