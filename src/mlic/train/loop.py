@@ -283,7 +283,8 @@ def _processes(cfg: TrainConfig):
 
 def _starting_model(cfg: TrainConfig, data: CropStream, resume: bool, rank: int) -> MLIC:
     """The model as the run starts: seeded initialisation (the same on every rank), or ``--init``
-    weights (with dead z channels revived on request); a resumed run loads its checkpoint later."""
+    weights (with dead z channels revived on request); the modules ``--train-only`` leaves out are
+    frozen; a resumed run loads its checkpoint later."""
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build(cfg.model, **cfg.model_overrides)
     model.transform_precision = cfg.precision
@@ -297,15 +298,15 @@ def _starting_model(cfg: TrainConfig, data: CropStream, resume: bool, rank: int)
             if rank == 0:
                 print(f"mlic train: revived {len(dead)} of {model.N} z channels (dead on {len(probe)} x 8 crops)",
                       file=sys.stderr)  # fmt: skip
+    freeze(model, cfg.trained_names())  # a resumed run freezes the same modules
     return model
 
 
 class _Optimisers:
-    """Adam on the model's parameters and a separate Adam on the bottleneck's quantiles (the only
-    parameters of the auxiliary loss)."""
+    """Adam on the model's parameters that train (all but those ``--train-only`` froze) and a
+    separate Adam on the bottleneck's quantiles (the only parameters of the auxiliary loss)."""
 
     def __init__(self, model: MLIC, cfg: TrainConfig) -> None:
-        freeze(model, cfg.trained_names())
         self.main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles") and p.requires_grad]
         aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
         self.main = torch.optim.Adam(self.main_params, lr=cfg.lr)
