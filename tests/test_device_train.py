@@ -72,3 +72,52 @@ def test_init_weights_give_the_architecture_and_a_set_changes_one_field(tmp_path
     cfg = train_config(build_parser().parse_args(argv))
     assert cfg.lmbda == 0.013 and cfg.model_overrides["transform_channels"] == 24
     assert cfg.model_overrides["N"] == TINY["N"] and cfg.model_overrides["M"] == TINY["M"]
+
+
+def test_batch_and_compile_choices_follow_the_measured_rates():
+    """The largest batch whose doubling still paid (10 % more samples per second), stopping at the
+    first failed or unpaid probe; compiling only when it buys 5 % more steps after its own cost."""
+    kit_module = load_script(ROOT / "scripts" / "device-train")
+    choose, pays = kit_module.choose_batch, kit_module.compile_pays
+
+    def row(b, sps, ok=True):
+        return {"batch": b, "ok": ok, "samples_per_second": sps, "seconds_per_step": b / sps if sps else None}
+
+    assert choose([row(8, 100), row(16, 180), row(32, 190), row(64, 400)])["batch"] == 16  # 32 did not pay
+    assert choose([row(8, 100), row(16, 0, ok=False)])["batch"] == 8  # e.g. out of memory
+    assert choose([row(8, 100), row(16, 111), row(32, 130)])["batch"] == 32
+    assert choose([row(8, 0, ok=False)]) is None
+
+    eager = {"ok": True, "seconds_per_step": 0.10, "wall_s": 20.0}
+    fast = {"ok": True, "seconds_per_step": 0.05, "wall_s": 80.0}  # twice the rate, 60 s of compiling
+    assert pays(eager, fast, 400.0)  # 6,800 steps against 4,000
+    assert not pays(eager, fast, 100.0)  # 800 against 1,000
+    assert not pays(eager, {**fast, "seconds_per_step": 0.098}, 4000.0)  # 2 % faster does not pay
+    assert not pays(eager, {"ok": False, "wall_s": 5.0}, 400.0)
+
+
+def test_auto_batch_probes_doublings_in_their_own_processes(tmp_path):
+    """`run --batch auto` on CPU: probes batch 2, 4, ... each in a process of its own, trains at the
+    batch choose_batch picks from them and records them; a probe that fails says why and does not
+    end the leg's process."""
+    kit_module = load_script(ROOT / "scripts" / "device-train")
+    (tmp_path / "photos").mkdir()
+    photos = synthetic_photos(tmp_path / "photos", 3, 200, 260, seed=2, noise=8)
+    shard = tmp_path / "shard"
+    assert kit("pack", photos, shard, "--crops", "8", "--size", "64", "--max-mib", "1").returncode == 0
+    init = tmp_path / "tiny.safetensors"
+    save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
+
+    bad = kit_module.probe(shard, tmp_path / "bad", ["--init", str(init), "--lambda", "0.01", "--set", "N=7"], 2, 60)
+    assert not bad["ok"] and bad["why"].startswith("mlic: error") and not (tmp_path / "bad").exists()
+
+    out = tmp_path / "leg"
+    r = kit("run", shard, out, "--minutes", "1.2", "--init", init, "--batch", "auto", "--probe-steps", "3", "--",
+            "--crop", "64", "--batch", "2", "--warmup", "0", "--precision", "fp32", "--threads", "1")
+    assert r.returncode == 0, r.stderr + r.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    probes = summary["probes"]
+    assert [p["batch"] for p in probes] == [2 * 2**k for k in range(len(probes))] and probes[0]["ok"]
+    assert not any(p["compile"] for p in probes)  # compile auto probes on CUDA only
+    assert summary["batch"] == kit_module.choose_batch(probes)["batch"] and summary["compile"] is False
+    assert summary["steps"] >= 1 and len(list(out.iterdir())) <= 8

@@ -304,6 +304,22 @@ def test_cli_defaults_are_the_config_defaults(folder, tmp_path):
     assert differ <= {"data", "out", "val_data"}, differ  # val_data: $MLIC_VAL may set it
 
 
+def test_compile_is_each_legs_own_choice(folder, tmp_path):
+    """`--compile` reaches the run's configuration, and a resumed run takes it from its own command
+    line, not from the checkpoint (a leg on a GPU may compile, the next one on a CPU may not)."""
+    from mlic.cli.main import build_parser, train_config
+
+    run = tmp_path / "r"
+    base = ["train", str(folder), "--out", str(run)]
+    assert train_config(build_parser().parse_args([*base, "--lambda", "0.013", "--compile"])).compile is True
+    train(tiny_config(folder, run, steps=1, compile=False), progress=False)
+    assert train_config(build_parser().parse_args([*base, "--resume", "--compile"])).compile is True
+    ckpt = load_checkpoint(run / "last.ckpt")
+    ckpt["config"]["compile"] = True
+    torch.save(ckpt, run / "last.ckpt")
+    assert train_config(build_parser().parse_args([*base, "--resume"])).compile is False
+
+
 def test_max_minutes_stops_and_saves_in_time(folder, tmp_path):
     """`--max-minutes`: the run stops at the deadline, however many steps were asked for, and
     leaves a checkpoint that resumes."""

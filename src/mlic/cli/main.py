@@ -427,7 +427,7 @@ def train_config(args):
         checkpoint_every=args.checkpoint_every, validate_every=args.validate_every, val_data="" if args.val in (None, "", "none") else args.val,
         val_images=args.val_images, log_every=args.log_every, max_side=args.max_side,
         pyramid=args.pyramid, crop_candidates=args.crop_candidates,
-        downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic,
+        downscale_jpeg=not args.keep_jpeg_size, init=args.init or "", deterministic=args.deterministic, compile=args.compile,
         max_seconds=args.max_minutes * 60,
     )  # fmt: skip
     if args.resume:
@@ -439,6 +439,7 @@ def train_config(args):
         if args.steps is not None:  # a resumed run may be extended
             saved.steps = args.steps
         saved.max_seconds = args.max_minutes * 60  # each leg has its own time budget
+        saved.compile = args.compile  # and its own machine
         cfg = saved
     try:
         cfg.validate()
@@ -568,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop and save once this much wall time has passed (default: run every step)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from last.ckpt")
     t.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for training (for CUDA; minutes of compiling first; "
+                        "scripts/device-train measures whether it pays)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 

@@ -76,6 +76,7 @@ class TrainConfig:
     revive_z: bool = False  # with init: restart the dead z channels first (mlic.train.revive)
     train_only: str = ""  # comma-separated top-level modules / parameters to train ("" = all); the rest is frozen
     deterministic: bool = False
+    compile: bool = False  # torch.compile the training step's forward (meant for CUDA; scripts/device-train measures whether it pays)
     max_seconds: float = 0.0  # stop (and save) once this much wall time has passed; 0 = run all steps
 
     def to_dict(self) -> dict:
