@@ -111,6 +111,7 @@ def test_one_photo_shows_a_bar_on_a_terminal_only(tmp_path, weights, monkeypatch
     err = _Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setattr(common, "PROGRESS_DELAY_S", 0.0)  # a slow photo, as far as the bar knows
+    monkeypatch.setattr(common, "PROGRESS_INTERVAL_S", 0.0)  # every step redraws: a fast CPU's 0.1 s would show 0/None only
     extra = ["--quiet"] if quiet else []
     assert main(["compress", str(src), "--weights", str(weights), "--tile", "64", *extra]) == 0
     assert main(["decompress", str(src.with_suffix(".mlic")), "-o", str(tmp_path / "out.png"),

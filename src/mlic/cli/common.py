@@ -89,6 +89,7 @@ def check_precision(precision: str) -> None:
 
 
 PROGRESS_DELAY_S = 2.0  # work done sooner shows no bar at all
+PROGRESS_INTERVAL_S = 0.1  # a bar redraws at most this often (tqdm's own default)
 
 
 def show_progress(quiet: bool = False) -> bool:
@@ -102,7 +103,8 @@ def _progress(items: list, desc: str, quiet: bool = False):
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S)
+    return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S,
+                mininterval=PROGRESS_INTERVAL_S)
 
 
 class WorkBar:
@@ -117,6 +119,7 @@ class WorkBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=None, desc=desc, unit="step", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S,
+                            mininterval=PROGRESS_INTERVAL_S,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]")  # fmt: skip
 
     def callback(self) -> Callable[[int, int], None] | None:
