@@ -23,6 +23,10 @@ def kit(*args, timeout=600) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+LEG = ["--minutes", "5", "--max-steps", "2", "--probe-steps", "3"]  # a few steps, however busy or slow the
+# CPU: fixed minutes of 0.4 left no time to train once a tiny-model step took 8 s (AVX2-emulated beside a run)
+
+
 def test_pack_run_resume_within_the_limits(tmp_path):
     (tmp_path / "photos").mkdir()
     photos = synthetic_photos(tmp_path / "photos", 3, 300, 400, seed=1, noise=8)
@@ -37,13 +41,14 @@ def test_pack_run_resume_within_the_limits(tmp_path):
     save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
     train_opts = ["--", "--crop", "64", "--batch", "2", "--warmup", "0", "--precision", "fp32", "--threads", "1"]
     out = tmp_path / "leg1"
-    r = kit("run", shard, out, "--minutes", "0.4", "--init", init, *train_opts)
+    r = kit("run", shard, out, *LEG, "--init", init, *train_opts)
     assert r.returncode == 0, r.stderr + r.stdout
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= 8 and all((out / f).stat().st_size < 16 << 20 for f in files)
     assert {"weights.safetensors", "log.csv", "summary.json", "checkpoint.part00"} <= set(files)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["device"] == "cpu" and summary["steps"] >= 1 and summary["total_seconds"] < 0.4 * 60 + 30
+    assert summary["device"] == "cpu" and 1 <= summary["steps"] <= summary["planned_steps"] <= 2
+    assert summary["total_seconds"] < 5 * 60 + 30
 
     img = next(photos.glob("*.png"))
     weights = out / "weights.safetensors"
@@ -51,7 +56,7 @@ def test_pack_run_resume_within_the_limits(tmp_path):
     assert main(["decompress", str(tmp_path / "x.mlic"), "-o", str(tmp_path / "x.png"), "--weights", str(weights)]) == 0
 
     out2 = tmp_path / "leg2"
-    r = kit("run", shard, out2, "--minutes", "0.4", "--resume", out)
+    r = kit("run", shard, out2, *LEG, "--resume", out)
     assert r.returncode == 0, r.stderr + r.stdout
     assert json.loads((out2 / "summary.json").read_text())["steps"] > summary["steps"]
     r = kit("join", out2, "-o", tmp_path / "joined" / "last.ckpt")
@@ -112,7 +117,7 @@ def test_auto_batch_probes_doublings_in_their_own_processes(tmp_path):
     assert not bad["ok"] and bad["why"].startswith("mlic: error") and not (tmp_path / "bad").exists()
 
     out = tmp_path / "leg"
-    r = kit("run", shard, out, "--minutes", "1.2", "--init", init, "--batch", "auto", "--probe-steps", "3", "--",
+    r = kit("run", shard, out, *LEG, "--init", init, "--batch", "auto", "--",
             "--crop", "64", "--batch", "2", "--warmup", "0", "--precision", "fp32", "--threads", "1")
     assert r.returncode == 0, r.stderr + r.stdout
     summary = json.loads((out / "summary.json").read_text())
