@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import TINY, load_script, synthetic_photos
 
 from mlic.cli.main import main
-from mlic.io.weights import save_model
+from mlic.io.weights import load_model, save_model
 from mlic.models import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,3 +126,52 @@ def test_auto_batch_probes_doublings_in_their_own_processes(tmp_path):
     assert not any(p["compile"] for p in probes)  # compile auto probes on CUDA only
     assert summary["batch"] == kit_module.choose_batch(probes)["batch"] and summary["compile"] is False
     assert summary["steps"] >= 1 and len(list(out.iterdir())) <= 8
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    """Bad options, a missing or foreign weights file, missing or damaged checkpoint parts: a
+    one-line error, a non-zero exit, no traceback, and no shard, leg or work folder left behind."""
+    kit_module = load_script(ROOT / "scripts" / "device-train")
+    (tmp_path / "photos").mkdir()
+    photos = synthetic_photos(tmp_path / "photos", 1, 200, 260, seed=3, noise=8)
+    shard, out = tmp_path / "shard", tmp_path / "leg"
+    init = tmp_path / "tiny.safetensors"
+    save_model(build("mlic-plus", **TINY).eval(), init, metadata={"lambda": "0.013", "metric": "mse"})
+    (tmp_path / "foreign.safetensors").write_bytes(b"not weights")
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "checkpoint.part00").write_bytes(b"\x80\x02 not a checkpoint")
+    run = ["run", str(photos), str(out), "--minutes", "1"]  # a folder of photos serves as a shard
+    cases = [
+        (["pack", str(photos), str(shard), "--crops", "0"], "--crops"),
+        (["pack", str(photos), str(shard), "--size", "100"], "--size"),
+        (["pack", str(photos), str(shard), "--max-mib", "nan"], "--max-mib"),
+        (["pack", str(photos), str(shard), "--size", "64", "--max-mib", "0.0001"], "not one 64x64 crop fits"),
+        (["pack", str(tmp_path / "none"), str(shard)], "not a folder"),
+        (["run", str(photos), str(out), "--minutes", "0", "--init", str(init)], "--minutes"),
+        (["run", str(photos), str(out), "--minutes", "inf", "--init", str(init)], "--minutes"),
+        ([*run, "--init", str(init), "--probe-steps", "2"], "--probe-steps"),
+        ([*run, "--init", str(init), "--max-steps", "0"], "--max-steps"),
+        ([*run, "--init", str(init), "--batch", "0"], "--batch"),
+        ([*run, "--init", str(init), "--resume", str(tmp_path / "parts")], "not both"),
+        (["run", str(tmp_path / "none"), str(out), "--minutes", "1", "--init", str(init)], "not a folder"),
+        ([*run, "--init", str(tmp_path / "missing.safetensors")], "no such weights file"),
+        ([*run, "--init", str(tmp_path / "foreign.safetensors")], "foreign.safetensors"),
+        ([*run, "--resume", str(tmp_path / "none")], "no checkpoint.part*"),
+        ([*run, "--resume", str(tmp_path / "parts")], "do not form a checkpoint"),
+        ([*run, "--resume", str(tmp_path / "parts"), "--batch", "4"], "keeps its run's batch"),
+        (["join", str(tmp_path / "parts"), "-o", str(tmp_path / "j" / "last.ckpt")], "do not form a checkpoint"),
+        (["join", str(tmp_path / "parts"), "-o", str(init)], "exists"),  # never over an existing file
+    ]
+    given = {p.name for p in tmp_path.iterdir()}  # photos, the two weights files, parts
+    for argv, says in cases:
+        try:
+            rc = kit_module.main(argv)
+        except SystemExit as e:  # argparse's errors, and the script's own SystemExit("...") lines
+            rc = e.code if isinstance(e.code, int) else (print(e.code, file=sys.stderr) or 1)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc not in (0, None), argv
+        assert err and err[-1].startswith("device-train") and says in err[-1], (argv, err)
+        assert "Traceback" not in "\n".join(err), (argv, err)
+        leftovers = {p.name for p in tmp_path.iterdir()} - given
+        assert not leftovers, (argv, leftovers)
+    assert load_model(init) is not None  # the file join was pointed at is intact
